@@ -1,0 +1,291 @@
+"""Declarative explorers: one definition gives a live widget and a static figure.
+
+A chapter writes::
+
+    explore(draw_gd, lr=slider(0.1, 1.2, num=12, default=0.5, label="learning rate"),
+            curvature=choice([1.0, 2.0, 4.0], default=2.0))
+
+where ``draw_gd(lr=..., curvature=...)`` returns a matplotlib figure. Each control is a
+finite set of values (a slider over a grid, or a choice), so every setting can be
+precomputed: the same definition gives
+
+- in a live Jupyter or Colab kernel, ipywidgets controls above an image that redraws when
+  a control moves; each setting's figure is computed once and cached, and the package's
+  experiments keep shapes fixed so a new setting reuses compiled code;
+- outside a live kernel (a plain script, the tests, the static HTML of the book), the
+  figure at the default setting, rendered as a static PNG;
+- :meth:`Explorer.settings`, the grid of every setting, from which a kernel-free twin of
+  the widget can be precomputed for the static HTML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from dltheory import validation as V
+
+__all__ = ["Slider", "Choice", "slider", "choice", "Explorer", "explore", "in_kernel"]
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Slider:
+    """A slider over a fixed, ordered grid of numbers."""
+
+    values: tuple[float, ...]
+    default: float
+    label: str | None = None
+    fmt: str = "{:.3g}"
+
+    def format(self, value: Any) -> str:
+        return self.fmt.format(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A choice among a few options (numbers or strings)."""
+
+    values: tuple[Any, ...]
+    default: Any
+    label: str | None = None
+    fmt: str = "{}"
+
+    def format(self, value: Any) -> str:
+        return self.fmt.format(value)
+
+
+Control = Slider | Choice
+
+
+def slider(start: float, stop: float, num: int = 9, *, default: float | None = None,
+           log: bool = False, label: str | None = None, fmt: str = "{:.3g}",
+           values: Sequence[float] | None = None) -> Slider:
+    """A slider with ``num`` values from ``start`` to ``stop`` (geometric if ``log``).
+
+    ``values`` gives the grid explicitly instead. ``default`` must be one of the
+    values; when omitted, the middle value is used.
+    """
+    if values is None:
+        start, stop = V.check_finite("start", start), V.check_finite("stop", stop)
+        num = V.check_int("num", num, minimum=2, maximum=101)
+        if log:
+            if start <= 0 or stop <= 0:
+                raise ValueError(f"a log slider needs `start` and `stop` > 0; got {start}, {stop}")
+            grid = np.geomspace(start, stop, num)
+        else:
+            grid = np.linspace(start, stop, num)
+        # round away float noise so labels and cache keys are clean
+        values = tuple(float(f"{v:.10g}") for v in grid)
+    else:
+        values = tuple(V.check_finite("values[i]", v) for v in values)
+        if len(values) < 2:
+            raise ValueError(f"argument `values` needs at least two values; got {values!r}")
+    if default is None:
+        default = values[len(values) // 2]
+    default = _match(default, values, "default")
+    return Slider(values, default, label, fmt)
+
+
+def choice(options: Sequence[Any], *, default: Any = None, label: str | None = None,
+           fmt: str = "{}") -> Choice:
+    """A choice among ``options``; ``default`` (one of them) defaults to the first."""
+    options = tuple(options)
+    if len(options) < 1:
+        raise ValueError("argument `options` must not be empty")
+    if default is None:
+        default = options[0]
+    V.check_choice("default", default, options)
+    return Choice(options, default, label, fmt)
+
+
+def _match(value: Any, values: tuple, name: str) -> Any:
+    """The element of ``values`` equal (to float precision) to ``value``."""
+    for v in values:
+        if v == value or (isinstance(v, float) and np.isclose(v, value, rtol=1e-9, atol=0)):
+            return v
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in values)
+    raise ValueError(f"argument `{name}` must be one of the control's values ({shown}); "
+                     f"got {value!r}")
+
+
+def in_kernel() -> bool:
+    """Whether code runs in an IPython kernel that can talk to widgets."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+class Explorer:
+    """A figure function and its controls; see :func:`explore`.
+
+    Attributes:
+      fn: ``fn(**setting) -> matplotlib.figure.Figure``.
+      controls: name -> :class:`Slider` or :class:`Choice`.
+      last_update_seconds: time of the last redraw in the live widget.
+    """
+
+    def __init__(self, fn: Callable[..., Any], controls: dict[str, Control],
+                 title: str | None = None):
+        self.fn = fn
+        self.controls = controls
+        self.title = title
+        self._cache: dict[tuple, bytes] = {}
+        self.last_update_seconds: float | None = None
+        self._widget = None
+
+    # -- settings -------------------------------------------------------------------
+    @property
+    def default(self) -> dict[str, Any]:
+        return {name: c.default for name, c in self.controls.items()}
+
+    def settings(self) -> Iterator[dict[str, Any]]:
+        """Every setting of the controls (their product), default values first in order."""
+        names = list(self.controls)
+        for combo in itertools.product(*(self.controls[n].values for n in names)):
+            yield dict(zip(names, combo))
+
+    @property
+    def size(self) -> int:
+        """Number of settings in the grid."""
+        return int(np.prod([len(c.values) for c in self.controls.values()]))
+
+    def _key(self, setting: dict[str, Any]) -> tuple:
+        unknown = set(setting) - set(self.controls)
+        if unknown:
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; the controls are "
+                             f"{sorted(self.controls)}")
+        full = {**self.default, **setting}
+        return tuple((n, _match(full[n], self.controls[n].values, n)) for n in self.controls)
+
+    def label(self, setting: dict[str, Any]) -> str:
+        """The setting in words, e.g. ``"learning rate = 0.5, curvature = 2"``."""
+        parts = []
+        for name, value in self._key(setting):
+            c = self.controls[name]
+            parts.append(f"{c.label or name} = {c.format(value)}")
+        return ", ".join(parts)
+
+    # -- figures --------------------------------------------------------------------
+    def figure(self, **setting: Any):
+        """The figure for a setting (not cached)."""
+        key = self._key(setting)
+        fig = self.fn(**dict(key))
+        if fig is None or not hasattr(fig, "savefig"):
+            raise TypeError(f"the explorer's function must return a matplotlib figure; "
+                            f"got {type(fig).__name__}")
+        return fig
+
+    def image(self, **setting: Any) -> bytes:
+        """PNG bytes of the figure for a setting, computed once and cached."""
+        key = self._key(setting)
+        if key not in self._cache:
+            self._cache[key] = _png(self.figure(**dict(key)))
+        return self._cache[key]
+
+    # -- display --------------------------------------------------------------------
+    def widget(self):
+        """The live ipywidgets view: controls, the figure, and a status line."""
+        if self._widget is not None:
+            return self._widget
+        import ipywidgets as w
+
+        inputs = {}
+        for name, c in self.controls.items():
+            desc = c.label or name
+            style = {"description_width": "initial"}
+            if isinstance(c, Slider):
+                inputs[name] = w.SelectionSlider(
+                    options=[(c.format(v), v) for v in c.values], value=c.default,
+                    description=desc, continuous_update=False, style=style,
+                    layout=w.Layout(width="420px"))
+            elif len(c.values) <= 4:
+                inputs[name] = w.ToggleButtons(options=[(c.format(v), v) for v in c.values],
+                                               value=c.default, description=desc, style=style)
+            else:
+                inputs[name] = w.Dropdown(options=[(c.format(v), v) for v in c.values],
+                                          value=c.default, description=desc, style=style)
+        image = w.Image(value=self.image(**self.default), format="png",
+                        layout=w.Layout(max_width="100%"))
+        status = w.HTML(value=f"<small>{self.label(self.default)}</small>")
+
+        def redraw(_change=None):
+            setting = {n: i.value for n, i in inputs.items()}
+            cached = self._key(setting) in self._cache
+            status.value = f"<small>computing {self.label(setting)} ...</small>"
+            t0 = time.perf_counter()
+            image.value = self.image(**setting)
+            self.last_update_seconds = time.perf_counter() - t0
+            how = "cached" if cached else f"{self.last_update_seconds:.2f} s"
+            status.value = f"<small>{self.label(setting)} ({how})</small>"
+
+        for i in inputs.values():
+            i.observe(redraw, names="value")
+        children = ([w.HTML(f"<b>{self.title}</b>")] if self.title else []) + [
+            w.HBox(list(inputs.values()), layout=w.Layout(flex_flow="row wrap")), image, status]
+        self._widget = w.VBox(children)
+        self._widget._dltheory_inputs = inputs  # for tests and benchmarks
+        return self._widget
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        import base64
+
+        png = self.image(**self.default)
+        bundle: dict[str, Any] = {
+            "image/png": base64.b64encode(png).decode("ascii"),
+            "text/plain": f"<Explorer: {self.label(self.default)}; "
+                          f"{self.size} settings>",
+        }
+        if in_kernel():
+            view = self.widget()
+            bundle[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
+                                   "model_id": view.model_id}
+        return bundle
+
+    def __repr__(self) -> str:
+        return f"Explorer({getattr(self.fn, '__name__', 'fn')}, {self.size} settings)"
+
+
+def explore(fn: Callable[..., Any], *, title: str | None = None,
+            **controls: Control) -> Explorer:
+    """Explore ``fn`` over a grid of settings.
+
+    Args:
+      fn: ``fn(**setting) -> matplotlib.figure.Figure``; called with every control.
+      title: an optional heading shown above the live controls.
+      **controls: name -> :func:`slider` or :func:`choice`.
+
+    Returns:
+      An :class:`Explorer`. As the last expression of a notebook cell it shows the live
+      widget in a kernel that has a front end, and the default figure everywhere else
+      (the mime bundle carries both; the book's HTML build is told to prefer the
+      figure).
+    """
+    if not callable(fn):
+        raise TypeError(f"argument `fn` must be callable; got {fn!r}")
+    if not controls:
+        raise ValueError("explore needs at least one control, e.g. lr=slider(0.1, 1.0)")
+    for name, c in controls.items():
+        if not isinstance(c, (Slider, Choice)):
+            raise TypeError(f"control `{name}` must be made with slider(...) or choice(...); "
+                            f"got {type(c).__name__}")
+    return Explorer(fn, dict(controls), title)
