@@ -1,0 +1,89 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dltheory import models
+
+
+def scaled(model, c):
+    """A copy of ``model`` with every parameter multiplied by ``c``."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return nnx.merge(graphdef, jax.tree.map(lambda p: c * p, params), rest)
+
+
+def test_mlp_shapes_and_options():
+    m = models.MLP((5, 7, 3), rngs=nnx.Rngs(0))
+    assert m(jnp.ones((4, 5))).shape == (4, 3)
+    nb = models.MLP((5, 7, 3), rngs=nnx.Rngs(0), bias=False)
+    assert len(jax.tree.leaves(nnx.state(nb, nnx.Param))) == 2
+    big = models.MLP((5, 7, 3), rngs=nnx.Rngs(0), init_scale=3.0)
+    np.testing.assert_allclose(big.layers[0].kernel[...], 3 * m.layers[0].kernel[...],
+                               rtol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.floats(0.1, 10.0), seed=st.integers(0, 1000),
+       activation=st.sampled_from(["relu", "leaky_relu", "linear"]),
+       depth=st.integers(1, 3))
+def test_claim_bias_free_mlp_is_L_homogeneous(c, seed, activation, depth):
+    sizes = (4,) + (6,) * (depth - 1) + (2,)
+    m = models.MLP(sizes, rngs=nnx.Rngs(seed), bias=False, activation=activation, alpha=0.2)
+    L = models.homogeneity_order(m)
+    assert L == depth
+    x = jax.random.normal(jax.random.key(seed + 1), (8, 4))
+    np.testing.assert_allclose(scaled(m, c)(x), c**L * m(x), rtol=2e-4, atol=1e-5 * c**L)
+
+
+@settings(max_examples=15, deadline=None)
+@given(c=st.floats(0.2, 5.0), seed=st.integers(0, 1000),
+       kind=st.sampled_from(["layer", "batch"]))
+def test_normalized_hidden_layer_is_scale_invariant(c, seed, kind):
+    kw = dict(bias=False, normalization=kind, norm_eps=1e-12)
+    m = models.MLP((4, 8, 3), rngs=nnx.Rngs(seed), **kw)
+    x = jax.random.normal(jax.random.key(seed + 1), (16, 4))
+    m2 = models.MLP((4, 8, 3), rngs=nnx.Rngs(seed), **kw)
+    m2.layers[0].kernel[...] = c * m2.layers[0].kernel[...]
+    np.testing.assert_allclose(m2(x), m(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(bias=True), "it has biases"),
+    (dict(bias=False, activation="tanh"), "activation 'tanh' is not positively homogeneous"),
+    (dict(bias=False, normalization="layer"), "it has layer normalization"),
+])
+def test_non_homogeneous_models_are_refused(kwargs, words):
+    m = models.MLP((3, 4, 2), rngs=nnx.Rngs(0), **kwargs)
+    with pytest.raises(ValueError, match="not homogeneous") as err:
+        models.homogeneity_order(m)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(sizes=(3,)), "`sizes` needs at least an input and an output width"),
+    (dict(sizes=(3, 0, 2)), "`sizes[i]` must be an integer >= 1"),
+    (dict(activation="gelu"), "`activation` must be one of"),
+    (dict(alpha=1.0), "`alpha` must lie in [0.0, 1.0)"),
+    (dict(init_scale=0.0), "`init_scale` must be a finite number > 0"),
+    (dict(normalization="group"), "`normalization` must be one of"),
+])
+def test_mlp_rejects_bad_arguments(kwargs, words):
+    args = dict(sizes=(3, 4, 2))
+    args.update(kwargs)
+    with pytest.raises(ValueError) as err:
+        models.MLP(args.pop("sizes"), rngs=nnx.Rngs(0), **args)
+    assert words in str(err.value)
+
+
+def test_losses_and_norm():
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    labels = jnp.array([0, 0])
+    expected = -(jax.nn.log_softmax(logits)[0, 0] + jax.nn.log_softmax(logits)[1, 0]) / 2
+    np.testing.assert_allclose(models.cross_entropy(logits, labels), expected, rtol=1e-6)
+    assert float(models.accuracy(logits, labels)) == 0.5
+    m = models.MLP((2, 2), rngs=nnx.Rngs(0), bias=False)
+    np.testing.assert_allclose(models.param_norm(m), jnp.linalg.norm(m.layers[0].kernel[...]),
+                               rtol=1e-6)

@@ -1,0 +1,126 @@
+"""The Preliminaries chapter: each item of its theorem measured, plus its widget."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dltheory import data
+from dltheory import preliminaries as P
+from dltheory.training import count_compilations, optimizer, sweep
+
+
+@pytest.mark.parametrize("eigenvalues, rotate", [((0.5, 4.0), False),
+                                                 ((0.5, 1.5, 4.0), True),
+                                                 ((0.1, 2.0, 2.5, 10.0), True)])
+def test_claim_stability_threshold_is_two_over_lambda_max(eigenvalues, rotate):
+    pred = 2 / max(eigenvalues)
+    grid = np.linspace(0.9 * pred, 1.1 * pred, 40)  # 0.5% resolution, no point on 2/lambda
+    res = P.stability_sweep(eigenvalues, grid, 400, rotate=rotate)
+    assert res.predicted == pytest.approx(pred)
+    assert res.measured_low < pred < res.measured_high
+    assert res.measured_high - res.measured_low == pytest.approx(grid[1] - grid[0])
+    # below: loss decreased for every grid point; above: it grew for every grid point
+    assert np.all(res.final_ratio[grid < pred] < 1)
+    assert np.all(res.final_ratio[grid > pred] > 1)
+
+
+def test_claim_loss_contracts_at_rate_rho_squared():
+    lam, lr = np.array([0.5, 1.5, 4.0]), 0.3
+    run = P.gd_on_quadratic(lam, lr, 40, rotate=True)
+    rho = np.abs(1 - lr * lam).max()
+    k = run.steps
+    bound = rho ** (2 * k) * run["loss"][0]
+    assert np.all(run["loss"] <= bound * (1 + 1e-4) + 1e-30)
+    # and the rate is attained: the slope of log-loss is 2 log(rho) once the top mode dominates
+    slope = np.polyfit(k[20:], np.log(run["loss"][20:]), 1)[0]
+    assert slope == pytest.approx(2 * np.log(rho), rel=0.02)
+
+
+def test_claim_divergence_rate_above_threshold():
+    lam, lr = (0.5, 4.0), 0.6
+    run = P.gd_on_quadratic(lam, lr, 30)
+    growth = np.polyfit(run.steps[5:], np.log(run["loss"][5:]), 1)[0]
+    assert growth == pytest.approx(2 * np.log(abs(1 - lr * 4.0)), rel=0.01)
+    assert not run.diverged  # 30 steps stay finite in float32
+    far = P.gd_on_quadratic(lam, lr, 400)
+    assert far.diverged and far.status.startswith("diverged at step")
+
+
+def test_claim_oscillation_between_one_and_two_over_lambda_max():
+    lam = (0.5, 4.0)
+    sign = lambda lr: np.sign(P.gd_on_quadratic(lam, lr, 12)["x"][:, 1])  # noqa: E731
+    assert np.all(sign(0.2) == 1)  # eta < 1/lambda_max: monotone
+    s = sign(0.4)  # 1/lambda_max < eta < 2/lambda_max: flips every step
+    assert np.all(s[1:] == -s[:-1])
+
+
+def test_claim_gd_follows_flow_to_first_order():
+    lam = (0.5, 1.5, 4.0)
+    lrs = np.array([0.04, 0.02, 0.01, 0.005])
+    gap = P.gd_flow_gap(lam, lrs, horizon=2.0, rotate=True)
+    assert gap.order == pytest.approx(1.0, abs=0.08)
+    bound = 0.5 * 2.0 * max(lam) ** 2 * lrs * np.sqrt(3)
+    assert np.all(gap.gap <= bound)
+    assert np.all(np.diff(gap.gap) < 0)
+
+
+def test_claim_momentum_threshold():
+    """The chapter's exercise: heavy ball is stable iff eta lambda < 2 (1 + beta)."""
+    lam = (0.5, 1.5, 4.0)
+    h = data.quadratic(lam, rotate=True)
+    for beta in (0.0, 0.5, 0.9):
+        pred = 2 * (1 + beta) / max(lam)
+        lrs = jnp.asarray(pred * np.array([0.97, 0.99, 1.01, 1.03]))
+        runs = sweep(P.quadratic_loss, jnp.ones(3),
+                     optimizer(optax.sgd, learning_rate=lrs, momentum=beta),
+                     steps=2000, batches=h, log_every=2000)
+        decreased = runs["loss"][:, -1] < runs["loss"][:, 0]
+        assert list(decreased) == [True, True, False, False], beta
+
+
+def test_flow_matches_its_differential_equation():
+    lam = (0.5, 4.0)
+    t = np.array([0.0, 0.1, 0.1 + 1e-6])
+    x = P.flow_on_quadratic(lam, t, x0=(1.0, -2.0))
+    np.testing.assert_allclose(x[0], [1.0, -2.0])
+    derivative = (x[2] - x[1]) / 1e-6
+    np.testing.assert_allclose(derivative, -np.array(lam) * x[1], rtol=1e-4)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: P.gd_on_quadratic((1.0,), -0.1, 10), "`lr` must be a finite number > 0"),
+    (lambda: P.gd_on_quadratic((1.0, 2.0), 0.1, 10, x0=(1.0,)), "`x0` must have shape (2,)"),
+    (lambda: P.gd_on_quadratic([], 0.1, 10), "`eigenvalues` must be a non-empty 1-D"),
+    (lambda: P.stability_sweep((1.0, -1.0), [0.1, 0.2], 10), "`eigenvalues` must be > 0"),
+    (lambda: P.stability_sweep((1.0,), [0.1], 10), "`lrs` must be a 1-D grid of at least two"),
+    (lambda: P.stability_sweep((1.0,), [0.1, 0.5], 10), "does not bracket the stability threshold"),
+    (lambda: P.gd_flow_gap((1.0,), [0.3, 0.7], 1.0), "horizon / lr must be an integer"),
+    (lambda: P.flow_on_quadratic((1.0,), [-1.0]), "`times` must be a 1-D sequence of finite times >= 0"),
+])
+def test_bad_arguments(call, words):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert words in str(err.value)
+
+
+def test_widget_moves_without_recompiling():
+    e = P.gd_explorer(steps=60)
+    e.image()  # first draw compiles
+    with count_compilations() as compiled:
+        for lr in e.controls["lr"].values[::4]:
+            for c in e.controls["curvature"].values:
+                e.image(lr=lr, curvature=c)
+    assert compiled() == 0
+
+
+def test_widget_shows_divergence_in_its_title():
+    fig = P.gd_figure(1.2, 4.0, steps=60)
+    assert "diverges" in fig._suptitle.get_text()
+    legend = [t.get_text() for t in fig.axes[1].get_legend().texts]
+    assert any(t.startswith("gradient descent: diverged at step") for t in legend)
+
+
+def test_presets():
+    q, p = P.GDSizes.quick(), P.GDSizes.paper()
+    assert q.num_lr < p.num_lr and q.sweep_steps < p.sweep_steps

@@ -1,0 +1,345 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from dltheory import data, models, training
+from dltheory.training import DivergenceWarning, count_compilations, optimizer, sweep, train
+
+
+def quad(x, h):
+    return 0.5 * x @ (h @ x)
+
+
+def ce(model, batch):
+    return models.cross_entropy(model(batch["x"]), batch["y"])
+
+
+def acc(model, ev):
+    return {"acc": models.accuracy(model(ev["x"]), ev["y"]), "norm": models.param_norm(model)}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.digits()
+
+
+def small_mlp(key):
+    return models.MLP((64, 16, 10), rngs=nnx.Rngs(key))
+
+
+# ---------------------------------------------------------------------------- basics
+
+
+def test_logged_losses_are_the_exact_gd_iterates():
+    h = data.quadratic([0.5, 2.0, 3.0], rotate=True)
+    x0 = jnp.array([1.0, -1.0, 0.5])
+    res = train(quad, x0, optimizer(optax.sgd, learning_rate=0.1), steps=30, batches=h,
+                log_every=5)
+    np.testing.assert_array_equal(res.steps, np.arange(0, 31, 5))
+    hn, x = np.asarray(h, np.float64), np.asarray(x0, np.float64)
+    expected = []
+    for k in range(31):
+        if k % 5 == 0:
+            expected.append(0.5 * x @ hn @ x)
+        if k < 30:
+            x = x - 0.1 * hn @ x
+    np.testing.assert_allclose(res["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(res.params, x, rtol=1e-5, atol=1e-7)
+    assert res.status == "finished 30 steps" and not res.diverged
+
+
+def test_vector_metrics_keep_their_shape():
+    h = data.quadratic([1.0, 2.0])
+    res = train(quad, jnp.ones(2), optimizer(optax.sgd, learning_rate=0.1), steps=10,
+                batches=h, metrics=lambda x, _: {"x": x}, log_every=2)
+    assert res["x"].shape == (6, 2)
+    np.testing.assert_allclose(res["x"][-1], res.params)
+
+
+def test_same_key_same_result_bit_for_bit(digits):
+    mb = data.Minibatches.of(digits.train, 32)
+    runs = [train(ce, small_mlp(0), optimizer(optax.adam, learning_rate=1e-2), steps=60,
+                  batches=mb, key=7, log_every=10, metrics=acc, eval_data=digits.test)
+            for _ in range(2)]
+    for k in runs[0].metrics:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+    other = train(ce, small_mlp(0), optimizer(optax.adam, learning_rate=1e-2), steps=60,
+                  batches=mb, key=8, log_every=10)
+    assert not np.array_equal(other["loss"], runs[0]["loss"])
+
+
+def test_chunking_does_not_change_the_numbers(digits):
+    mb = data.Minibatches.of(digits.train, 64)
+    kw = dict(steps=90, batches=mb, key=3, log_every=3)
+    one = train(ce, small_mlp(1), optimizer(optax.sgd, learning_rate=0.1), **kw)
+    many = train(ce, small_mlp(1), optimizer(optax.sgd, learning_rate=0.1), chunk_steps=21,
+                 **kw)
+    np.testing.assert_array_equal(one["loss"], many["loss"])
+
+
+def test_nnx_model_is_trained_and_input_model_untouched(digits):
+    model = small_mlp(0)
+    before = jax.tree.map(np.array, nnx.state(model, nnx.Param))
+    res = train(ce, model, optimizer(optax.adam, learning_rate=1e-2), steps=100,
+                batches=digits.train, log_every=50, metrics=acc, eval_data=digits.test)
+    after = nnx.state(model, nnx.Param)
+    jax.tree.map(np.testing.assert_array_equal, before, jax.tree.map(np.array, after))
+    assert isinstance(res.params, models.MLP)
+    assert res["loss"][-1] < 0.5 * res["loss"][0]
+    assert res["acc"][-1] > 0.85
+    final = ce(res.params, digits.train)
+    np.testing.assert_allclose(res["loss"][-1], final, rtol=1e-5)
+
+
+def test_plain_optax_transformation_is_accepted():
+    h = data.quadratic([1.0])
+    res = train(quad, jnp.ones(1), optax.sgd(0.5), steps=4, batches=h)
+    np.testing.assert_allclose(res["loss"], 0.5 * 0.5 ** (2 * np.arange(5)), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------ divergence
+
+
+def _first_overflow(lr, lam, x0, steps):
+    """Reference: the first step whose float32 loss is not finite, by numpy."""
+    x = np.float32(x0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(steps):
+            loss = np.float32(0.5) * x * (np.float32(lam) * x)
+            if not np.isfinite(loss):
+                return k
+            x = x - np.float32(lr) * (np.float32(lam) * x)
+    return None
+
+
+def test_divergence_is_detected_at_the_right_step_and_reported():
+    h = data.quadratic([4.0])
+    with pytest.warns(DivergenceWarning, match=r"diverged at step \d+"):
+        res = train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=1.2), steps=400,
+                    batches=h, log_every=1, chunk_steps=50)
+    expected = _first_overflow(1.2, 4.0, 1.0, 400)
+    assert expected is not None
+    assert res.diverged_at == expected
+    assert res.status == f"diverged at step {expected}"
+    assert np.all(np.isfinite(res["loss"][:expected]))
+    assert np.all(np.isnan(res["loss"][expected:]))
+    # the run stopped early: the parameters are the last finite ones
+    assert np.all(np.isfinite(np.asarray(res.params)))
+
+
+def test_divergence_in_a_sweep_is_per_member():
+    h = data.quadratic([4.0])
+    lrs = jnp.array([0.1, 0.45, 0.9, 1.5])
+    res = sweep(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=lrs), steps=300,
+                batches=h)
+    for i, lr in enumerate(np.asarray(lrs)):
+        expected = _first_overflow(lr, 4.0, 1.0, 300)
+        assert res.diverged_at[i] == (-1 if expected is None else expected)
+    assert list(res.diverged) == [False, False, True, True]
+    assert res.member(3).status.startswith("diverged at step")
+
+
+def test_warning_can_be_silenced():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=2.0), steps=200,
+                    batches=data.quadratic([4.0]), warn=False)
+    assert res.diverged
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def test_sweep_over_learning_rates_equals_single_runs():
+    h = data.quadratic([0.5, 1.5, 4.0], rotate=True)
+    lrs = [0.05, 0.2, 0.4]
+    sw = sweep(quad, jnp.ones(3), optimizer(optax.sgd, learning_rate=jnp.array(lrs)),
+               steps=50, batches=h, log_every=5)
+    for i, lr in enumerate(lrs):
+        one = train(quad, jnp.ones(3), optimizer(optax.sgd, learning_rate=lr), steps=50,
+                    batches=h, log_every=5)
+        np.testing.assert_allclose(sw["loss"][i], one["loss"], rtol=1e-6)
+
+
+def test_sweep_over_seeds_equals_a_loop_of_single_runs(digits):
+    mb = data.Minibatches.of(digits.train, 32)
+    seeds = [0, 1, 2]
+    kw = dict(steps=40, batches=mb, log_every=10, metrics=acc, eval_data=digits.test)
+    opt = optimizer(optax.adam, learning_rate=3e-3)
+    sw = sweep(ce, small_mlp, opt, seeds=seeds, **kw)
+    assert sw["loss"].shape == (3, 5) and sw["acc"].shape == (3, 5)
+    for i, s in enumerate(seeds):
+        key = jax.random.key(s)
+        one = train(ce, small_mlp(key), opt, key=key, **kw)
+        np.testing.assert_allclose(sw["loss"][i], one["loss"], rtol=2e-5)
+        np.testing.assert_allclose(sw["acc"][i], one["acc"], atol=1e-6)
+        member = sw.member(i)
+        assert isinstance(member.params, models.MLP)
+        np.testing.assert_allclose(ce(member.params, digits.train),
+                                   ce(one.params, digits.train), rtol=2e-5)
+
+
+def test_sweep_over_stacked_problems():
+    hs = jnp.stack([data.quadratic([1.0, c]) for c in (2.0, 3.0)])
+    sw = sweep(quad, jnp.ones(2), optimizer(optax.sgd, learning_rate=0.1), steps=20,
+               batches=hs, batch_axis=0)
+    for i, c in enumerate((2.0, 3.0)):
+        one = train(quad, jnp.ones(2), optimizer(optax.sgd, learning_rate=0.1), steps=20,
+                    batches=data.quadratic([1.0, c]))
+        np.testing.assert_allclose(sw["loss"][i], one["loss"], rtol=1e-6)
+
+
+def test_sweep_grid_errors():
+    h = data.quadratic([1.0])
+    opt = optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"grid sizes disagree \(seeds: 3, optimizer "
+                                         r"hyperparameters: 2\)"):
+        sweep(quad, jnp.ones(1), opt, steps=5, batches=h, seeds=[0, 1, 2])
+    with pytest.raises(ValueError, match="a sweep needs a grid"):
+        sweep(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=5, batches=h)
+    with pytest.raises(ValueError, match="`batch_axis` must be None or 0"):
+        sweep(quad, jnp.ones(1), opt, steps=5, batches=h, batch_axis=1)
+    with pytest.raises(ValueError, match="`seeds` must not be empty"):
+        sweep(quad, jnp.ones(1), opt, steps=5, batches=h, seeds=[])
+
+
+SHARDED = textwrap.dedent("""
+    import json, jax, jax.numpy as jnp, numpy as np, optax
+    from flax import nnx
+    from dltheory import data, models
+    from dltheory.training import optimizer, sweep
+    assert len(jax.devices()) == 2, jax.devices()
+    ds = data.digits()
+    def ce(model, b):
+        return models.cross_entropy(model(b["x"]), b["y"])
+    def init(k):
+        return models.MLP((64, 16, 10), rngs=nnx.Rngs(k))
+    mb = data.Minibatches.of(ds.train, 32)
+    out = {}
+    for name, devs in (("sharded", jax.devices()), ("single", jax.devices()[:1])):
+        # 5 seeds: not a multiple of 2 devices, so the grid is padded
+        res = sweep(ce, init, optimizer(optax.sgd, learning_rate=0.1), seeds=[0, 1, 2, 3, 4],
+                    steps=30, batches=mb, log_every=10, devices=devs)
+        out[name] = res["loss"].tolist()
+    h = data.quadratic([0.5, 4.0], rotate=True)
+    for name, devs in (("q_sharded", jax.devices()), ("q_single", jax.devices()[:1])):
+        res = sweep(lambda x, h: 0.5 * x @ h @ x, jnp.ones(2),
+                    optimizer(optax.sgd, learning_rate=jnp.linspace(0.1, 0.6, 8)),
+                    steps=100, batches=h, log_every=10, devices=devs)
+        out[name] = res["loss"].tolist()
+        out[name + "_div"] = res.diverged_at.tolist()
+    print(json.dumps(out))
+""")
+
+
+def test_sharded_sweep_equals_unsharded():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Same numbers up to float32 rounding: each device runs a different local grid size
+    # (3 of 6 padded members instead of 5), which XLA may vectorize differently.
+    np.testing.assert_allclose(np.array(out["sharded"]), np.array(out["single"]), rtol=1e-5)
+    np.testing.assert_allclose(np.array(out["q_sharded"]), np.array(out["q_single"]),
+                               rtol=1e-5)
+    assert out["q_sharded_div"] == out["q_single_div"]
+
+
+# --------------------------------------------------------------- compilation reuse
+
+
+def test_new_hyperparameters_do_not_recompile(digits):
+    kw = dict(steps=20, batches=digits.train, log_every=10, metrics=acc, eval_data=digits.test)
+    train(ce, small_mlp(0), optimizer(optax.adam, learning_rate=1e-3, b1=0.9), **kw)
+    with count_compilations() as compiled:
+        train(ce, small_mlp(1), optimizer(optax.adam, learning_rate=3e-3, b1=0.8), **kw)
+        train(ce, small_mlp(2), optimizer(optax.adam, learning_rate=1e-2, b1=0.95), **kw)
+    assert compiled() == 0
+    # injecting a different set of hyperparameters is a different program
+    with count_compilations() as compiled:
+        train(ce, small_mlp(2), optimizer(optax.adam, learning_rate=1e-2), **kw)
+    assert compiled() >= 1
+
+
+def test_count_compilations_sees_a_new_program():
+    with count_compilations() as compiled:
+        train(quad, jnp.ones(7), optimizer(optax.sgd, learning_rate=0.1), steps=13,
+              batches=data.quadratic(np.arange(1.0, 8.0)), log_every=13)
+    assert compiled() >= 1
+
+
+# ------------------------------------------------------------------------ progress
+
+
+def test_short_runs_print_no_progress(capfd):
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=100,
+          batches=data.quadratic([1.0]), chunk_steps=10)
+    assert capfd.readouterr().err == ""
+
+
+def test_long_runs_show_a_progress_bar(capfd, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_AFTER_SECONDS", 0.0)
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=100,
+          batches=data.quadratic([1.0]), chunk_steps=10)
+    err = capfd.readouterr().err
+    assert "train" in err and "100/100" in err
+
+
+def test_progress_can_be_forced_on_and_off(capfd):
+    kw = dict(steps=100, batches=data.quadratic([1.0]), chunk_steps=10)
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), progress=True, **kw)
+    assert "100/100" in capfd.readouterr().err
+
+
+# ------------------------------------------------------------------------ validation
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(steps=0), ValueError, "`steps` must be an integer >= 1; got 0"),
+    (dict(steps=10, log_every=3), ValueError, "`steps` (10) must be a multiple of `log_every` (3)"),
+    (dict(steps=10, log_every=0), ValueError, "`log_every` must be an integer >= 1"),
+    (dict(steps=10, chunk_steps=0), ValueError, "`chunk_steps` must be an integer >= 1"),
+    (dict(steps=2.5), TypeError, "`steps` must be an integer"),
+    (dict(steps=10, key="seed"), TypeError, "`key` must be an int seed or a jax PRNG key"),
+])
+def test_train_rejects_bad_arguments(kwargs, error, words):
+    with pytest.raises(error) as err:
+        train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1),
+              batches=data.quadratic([1.0]), **kwargs)
+    assert words in str(err.value)
+
+
+def test_optimizer_validation():
+    with pytest.raises(TypeError, match="`optimizer` must be an optax GradientTransformation"):
+        train(quad, jnp.ones(1), "sgd", steps=1)
+    with pytest.raises(TypeError, match="`factory` must be an optax optimizer factory"):
+        optimizer("adam", learning_rate=0.1)
+    with pytest.raises(ValueError, match="hyperparameter `learning_rate` must be finite"):
+        optimizer(optax.sgd, learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="swept hyperparameters of different lengths"):
+        optimizer(optax.adam, learning_rate=jnp.ones(3), b1=jnp.ones(2) * 0.9)
+    with pytest.raises(ValueError, match="must be a scalar or a 1-D sweep"):
+        optimizer(optax.sgd, learning_rate=jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="use dltheory.training.sweep for a grid"):
+        train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=jnp.ones(2)), steps=1)
+    with pytest.raises(TypeError, match="`loss_fn` must be callable"):
+        train(None, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=1)
+
+
+def test_static_hyperparameters_stay_static():
+    spec = optimizer(optax.sgd, learning_rate=0.1, nesterov=True, momentum=0.9)
+    assert dict(spec.static) == {"nesterov": True}
+    res = train(quad, jnp.ones(2), spec, steps=20, batches=data.quadratic([1.0, 2.0]))
+    assert res["loss"][-1] < res["loss"][0]

@@ -1,0 +1,110 @@
+import base64
+
+import matplotlib.pyplot as plt
+import pytest
+
+from dltheory import plotting
+from dltheory.widgets import Explorer, choice, explore, in_kernel, slider
+
+CALLS = []
+
+
+def draw(a, kind):
+    CALLS.append((a, kind))
+    fig, ax = plotting.figure()
+    ax.plot([0, 1], [0, a], label=kind)
+    return fig
+
+
+@pytest.fixture
+def explorer():
+    CALLS.clear()
+    return explore(draw, a=slider(0.0, 1.0, num=5, default=0.5), kind=choice(["x", "y"]))
+
+
+def test_controls_are_declarative_grids():
+    s = slider(0.1, 10, num=3, log=True)
+    assert s.values == (0.1, 1.0, 10.0) and s.default == 1.0
+    assert slider(0, 1, values=[0.2, 0.4], default=0.4).values == (0.2, 0.4)
+    c = choice(["sgd", "adam"], default="adam", label="optimizer")
+    assert c.default == "adam" and c.label == "optimizer"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: slider(0, 1, num=1), "`num` must be an integer >= 2"),
+    (lambda: slider(0, 1, num=5, default=0.3), "`default` must be one of the control's values"),
+    (lambda: slider(0, 1, log=True), "a log slider needs `start` and `stop` > 0"),
+    (lambda: choice([]), "`options` must not be empty"),
+    (lambda: choice(["a"], default="b"), "`default` must be one of 'a'"),
+    (lambda: explore(draw), "explore needs at least one control"),
+])
+def test_control_errors(make, words):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert words in str(err.value)
+
+
+def test_explore_rejects_non_controls():
+    with pytest.raises(TypeError, match="control `a` must be made with slider"):
+        explore(draw, a=[1, 2])
+
+
+def test_settings_cover_the_grid(explorer):
+    settings = list(explorer.settings())
+    assert explorer.size == len(settings) == 10
+    assert {"a": 0.5, "kind": "y"} in settings
+    assert explorer.label({"a": 0.25}) == "a = 0.25, kind = x"
+
+
+def test_results_are_cached_per_setting(explorer):
+    first = explorer.image(a=0.25)
+    again = explorer.image(a=0.25, kind="x")
+    assert first == again and CALLS == [(0.25, "x")]
+    explorer.image(a=1.0)
+    assert CALLS == [(0.25, "x"), (1.0, "x")]
+    with pytest.raises(ValueError, match="`a` must be one of the control's values"):
+        explorer.image(a=0.3)
+    with pytest.raises(ValueError, match=r"unknown control\(s\) \['b'\]"):
+        explorer.image(b=1)
+
+
+def test_without_a_kernel_it_is_a_static_figure(explorer):
+    assert not in_kernel()
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in bundle
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG") and png == explorer.image()
+    assert CALLS == [(0.5, "x")]  # only the default setting was computed
+    assert plt.get_fignums() == []  # the figure was closed, not left to be shown twice
+
+
+def test_live_widget_redraws_on_change(explorer):
+    box = explorer.widget()
+    inputs = box._dltheory_inputs
+    image = box.children[1]
+    before = image.value
+    inputs["a"].value = 1.0
+    assert CALLS[-1] == (1.0, "x") and image.value != before
+    assert explorer.last_update_seconds is not None
+    inputs["kind"].value = "y"
+    assert CALLS[-1] == (1.0, "y")
+    inputs["a"].value = 0.5
+    inputs["kind"].value = "x"
+    assert image.value == before  # back to the cached default
+    assert explorer.widget() is box
+
+
+def test_in_a_kernel_the_bundle_carries_the_widget(explorer, monkeypatch):
+    import dltheory.widgets as W
+
+    monkeypatch.setattr(W, "in_kernel", lambda: True)
+    bundle = explorer._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == explorer.widget().model_id
+    assert "image/png" in bundle  # the static build shows this instead
+
+
+def test_fn_must_return_a_figure():
+    e = Explorer(lambda a: None, {"a": slider(0, 1, num=2)})
+    with pytest.raises(TypeError, match="must return a matplotlib figure"):
+        e.image()
