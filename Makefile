@@ -1,0 +1,51 @@
+# Two commands on a fresh machine with Python 3.11+ and pip:
+#   make book   build the book into _build/html
+#   make test   unit tests, every notebook at quick scale, and the strict book build
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: all install book test test-fast lock clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make book       create .venv if needed, execute the notebooks, build _build/html"
+	@echo "make test       the unit tests, every notebook at quick scale, and the -W -n book build"
+	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
+	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
+	@echo "make clean      remove _build and caches (keeps .venv)"
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dltheory needs Python 3.11 or newer; found " + sys.version.split()[0] + " (set PYTHON=python3.X)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build .
+	@echo
+	@echo "The book is built. Open this page in a browser:"
+	@echo "    file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# Resolve pyproject.toml afresh in a scratch environment and pin what it installs.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e ".[test]"
+	{ head -3 requirements-lock.txt; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^dltheory'; } > requirements-lock.new
+	mv requirements-lock.new requirements-lock.txt && rm -rf .venv-lock
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
