@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all install book test test-fast lock clean help
+.PHONY: all install book test test-fast strip lock clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make book       create .venv if needed, execute the notebooks, build _build/html"
 	@echo "make test       the unit tests, every notebook at quick scale, and the -W -n book build"
 	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
+	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
 	@echo "make clean      remove _build and caches (keeps .venv)"
 
@@ -26,8 +27,13 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 install: $(STAMP)
 
+# The execution cache is keyed on the notebooks only: when the package changes, drop it
+# so every chapter is executed again with the new code.
 book: $(STAMP)
+	@if [ -f _build/.src-stamp ] && [ -n "$$(find src -name '*.py' -newer _build/.src-stamp | head -1)" ]; then \
+	  echo "src/ changed since the last build: executing every notebook again"; rm -rf _build/.jupyter_cache; fi
 	$(BIN)/jupyter-book build .
+	@touch _build/.src-stamp
 	@echo
 	@echo "The book is built. Open this page in a browser:"
 	@echo "    file://$(CURDIR)/_build/html/index.html"
@@ -37,6 +43,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+strip: $(STAMP)
+	$(BIN)/python tools/strip_notebooks.py
 
 # Resolve pyproject.toml afresh in a scratch environment and pin what it installs.
 lock:

@@ -1,8 +1,13 @@
 import os
 
-# Tests run at quick scale on CPU, with a non-interactive matplotlib backend.
+# Tests run at quick scale on CPU (inherited by the kernels and builds they start).
 os.environ.setdefault("DLTHEORY_SCALE", "quick")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# A non-interactive backend for this process only: an MPLBACKEND variable would be
+# inherited by notebook kernels and stop them from showing figures inline.
+os.environ.pop("MPLBACKEND", None)
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
 
 import pathlib  # noqa: E402
 
