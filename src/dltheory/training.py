@@ -177,12 +177,32 @@ def optimizer(factory: Callable[..., optax.GradientTransformation], /,
     return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class _SpecInit:
+    """``init(params, hparams)`` of a spec's transformation; hashable, so jit can cache it."""
+
+    factory: Callable
+    static: tuple
+
+    def __call__(self, params, hparams):
+        return optax.inject_hyperparams(self.factory, static_args=tuple(n for n, _ in self.static))(
+            **hparams, **dict(self.static)).init(params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlainInit:
+    init: Callable
+
+    def __call__(self, params, hparams):
+        return self.init(params)
+
+
 def _as_spec_parts(opt: Any) -> tuple[Callable, Callable[[Any, Mapping], Any], Mapping]:
     """(update_fn, init(params, hparams), numeric hyperparams) for a spec or a transformation."""
     if isinstance(opt, OptimizerSpec):
-        return opt.update_fn, (lambda p, hp: opt.transformation(**hp).init(p)), opt.hyperparams
+        return opt.update_fn, _SpecInit(opt.factory, opt.static), opt.hyperparams
     if isinstance(opt, optax.GradientTransformation):
-        return opt.update, (lambda p, hp: opt.init(p)), {}
+        return opt.update, _PlainInit(opt.init), {}
     raise TypeError("argument `optimizer` must be an optax GradientTransformation or "
                     f"dltheory.training.optimizer(...); got {type(opt).__name__}")
 
@@ -278,8 +298,12 @@ def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
     def interval(carry, _):
         params, _, step, _ = carry
         rec = _record(prog, params, aux, eval_data)
-        carry, losses = jax.lax.scan(one_step, carry, None, length=prog.log_every)
-        rec["loss"] = losses[0]
+        if prog.log_every == 1:  # no inner loop: a length-1 scan costs a loop per step
+            carry, loss = one_step(carry, None)
+        else:
+            carry, losses = jax.lax.scan(one_step, carry, None, length=prog.log_every)
+            loss = losses[0]
+        rec["loss"] = loss
         rec["step"] = step
         return carry, rec
 
@@ -597,6 +621,30 @@ def train(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
     return result
 
 
+_keys_from_seeds = jax.jit(jax.vmap(jax.random.key))
+
+
+@functools.lru_cache(maxsize=128)
+def _probe(init: Callable) -> tuple[Any, Any]:
+    """(graphdef, non-parameter state) of what ``init`` builds, from one eager call."""
+    graphdef, _, aux = _split(init(jax.random.key(0)))
+    return graphdef, aux
+
+
+@functools.lru_cache(maxsize=128)
+def _grid_init(init: Callable | None, init_opt: Callable) -> Callable:
+    """Compiled initialization of a grid: parameters per key (if ``init``) and optimizer
+    states per member. Cached on the functions, so a repeated sweep does not re-trace."""
+    if init is None:
+        return jax.jit(jax.vmap(init_opt))
+
+    def make(keys, hp):
+        params = jax.vmap(lambda k: _split(init(k))[1])(keys)
+        return params, jax.vmap(init_opt)(params, hp)
+
+    return jax.jit(make)
+
+
 def _grid_size(seeds, spec_size, batches, batch_axis) -> int:
     sizes = {}
     if seeds is not None:
@@ -671,7 +719,7 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
     if batch_axis not in (None, 0):
         raise ValueError(f"argument `batch_axis` must be None or 0; got {batch_axis!r}")
     if seeds is not None:
-        seeds = [V.check_int("seeds[i]", s) for s in seeds]
+        seeds = [V.check_int("seeds[i]", s, minimum=0, maximum=2**32 - 1) for s in seeds]
         if not seeds:
             raise ValueError("argument `seeds` must not be empty")
     n_int, per_chunk, n_chunks = _check_sizes(steps, log_every, chunk_steps)
@@ -686,18 +734,19 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
         raise ValueError("argument `devices` must name at least one device")
     padded = math.ceil(g / len(devices)) * len(devices)
 
-    base = _key("key", key)
-    keys = (jnp.stack([jax.random.key(s) for s in seeds]) if seeds is not None
-            else jnp.stack([base] * g))
+    if seeds is not None:  # one compiled call, not one dispatch per seed
+        keys = _keys_from_seeds(np.asarray(seeds, dtype=np.uint32))
+    else:
+        keys = jnp.broadcast_to(_key("key", key), (g,))
     hp = {k: jnp.broadcast_to(jnp.asarray(v), (g,)) for k, v in hparams.items()}
 
     if callable(init) and not isinstance(init, nnx.Module):
-        graphdef, _, aux = _split(init(keys[0]))
-        params = jax.vmap(lambda k: _split(init(k))[1])(keys)
+        graphdef, aux = _probe(init)
+        params, opt_state = _grid_init(init, init_opt)(keys, hp)
     else:
         graphdef, p, aux = _split(init)
         params = jax.tree.map(lambda a: jnp.broadcast_to(a, (g,) + jnp.shape(a)), p)
-    opt_state = jax.vmap(init_opt)(params, hp)
+        opt_state = _grid_init(None, init_opt)(params, hp)
 
     batches = batches if is_batch_source(batches) else FullBatch(batches)
     stacked = (params, opt_state, keys, batches if batch_axis == 0 else None)
@@ -716,7 +765,7 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
         carry, keys = jax.device_put((carry, keys), split)
         batches = jax.device_put(batches, split if batch_axis == 0 else same)
         aux, eval_data = jax.device_put((aux, eval_data), same)
-    else:
+    elif devices[0] != jax.devices()[0]:
         carry, keys, batches, aux, eval_data = jax.device_put(
             (carry, keys, batches, aux, eval_data), devices[0])
 
