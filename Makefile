@@ -32,7 +32,7 @@ install: $(STAMP)
 book: $(STAMP)
 	@if [ -f _build/.src-stamp ] && [ -n "$$(find src -name '*.py' -newer _build/.src-stamp | head -1)" ]; then \
 	  echo "src/ changed since the last build: executing every notebook again"; rm -rf _build/.jupyter_cache; fi
-	$(BIN)/jupyter-book build .
+	DLTHEORY_PROGRESS=0 $(BIN)/jupyter-book build .
 	@touch _build/.src-stamp
 	@echo
 	@echo "The book is built. Open this page in a browser:"

@@ -20,6 +20,7 @@ def built():
     shutil.rmtree(ROOT / "_build" / ".jupyter_cache", ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["DLTHEORY_SCALE"] = "quick"
+    env["DLTHEORY_PROGRESS"] = "0"  # no progress bars in the static pages, as `make book`
     jb = pathlib.Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", ".", "-W", "-n", "--keep-going"], cwd=ROOT,
                           capture_output=True, text=True, timeout=1500, env=env)
@@ -60,3 +61,15 @@ def test_bibliography_lists_every_reference(built):
     bib = (ROOT / "book" / "references.bib").read_text()
     for arxiv in re.findall(r"eprint\s*=\s*\{([0-9.]+)\}", bib):
         assert arxiv in page, arxiv
+
+
+@pytest.mark.slow
+def test_every_dropdown_has_a_title_to_toggle(built):
+    """sphinx-togglebutton's script stops at the first dropdown admonition without a
+    title, which silently leaves every toggle on the page open."""
+    _, html = built
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        for m in re.finditer(r'<div class="([^"]*\bdropdown\b[^"]*\badmonition\b[^"]*)"[^>]*>', text):
+            head = text[m.end():m.end() + 400]
+            assert 'class="admonition-title"' in head, f"{page.name}: {m.group(1)} has no title"

@@ -72,6 +72,9 @@ def test_notebook_executes_at_quick_scale(path):
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "scale: quick" in streams  # the setup cell reported where it ran
     assert "Traceback" not in streams
+    leaked = [o["data"]["text/plain"][:60] for o in outputs if o.output_type == "execute_result"
+              and re.match(r"\[?(<matplotlib|Text\(|\[<matplotlib)", o["data"].get("text/plain", ""))]
+    assert not leaked, f"cells print matplotlib reprs (end them with ';'): {leaked}"
     figures = [o for o in outputs if o.output_type == "display_data"
                and "image/png" in o.get("data", {})]
     assert figures, "the chapter's figures are displayed inline (check the matplotlib backend)"

@@ -124,3 +124,18 @@ def test_widget_shows_divergence_in_its_title():
 def test_presets():
     q, p = P.GDSizes.quick(), P.GDSizes.paper()
     assert q.num_lr < p.num_lr and q.sweep_steps < p.sweep_steps
+
+
+def test_claim_edge_of_stability_on_digits():
+    """Cohen et al. (2021): full-batch GD drives the sharpness to about 2 / lr and keeps it
+    there without diverging, even from a start that is sharper than 2 / lr; a small lr
+    stays far below its threshold. Measured, not assumed: this is the chapter's
+    'where the picture breaks' section."""
+    res = P.edge_of_stability([0.05, 0.2, 0.4], 1500, width=64, log_every=100)
+    assert np.all(res.diverged_at == -1)
+    assert np.all(res.loss[:, -1] < 0.1 * res.loss[:, 0])
+    small, edge, catapult = res.late_ratio
+    assert small < 0.5
+    assert edge == pytest.approx(1.0, abs=0.05)
+    assert catapult == pytest.approx(1.0, abs=0.05)
+    assert res.sharpness[2, 0] > 1.5 * res.thresholds[2]  # started well past 2 / lr

@@ -283,6 +283,11 @@ def test_count_compilations_sees_a_new_program():
 # ------------------------------------------------------------------------ progress
 
 
+@pytest.fixture(autouse=True)
+def _automatic_progress(monkeypatch):
+    monkeypatch.delenv(training.PROGRESS_ENV_VAR, raising=False)
+
+
 def test_short_runs_print_no_progress(capfd):
     train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=100,
           batches=data.quadratic([1.0]), chunk_steps=10)
@@ -295,6 +300,16 @@ def test_long_runs_show_a_progress_bar(capfd, monkeypatch):
           batches=data.quadratic([1.0]), chunk_steps=10)
     err = capfd.readouterr().err
     assert "train" in err and "100/100" in err
+
+
+def test_progress_env_switch_turns_automatic_bars_off(capfd, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_AFTER_SECONDS", 0.0)
+    monkeypatch.setenv(training.PROGRESS_ENV_VAR, "0")
+    kw = dict(steps=100, batches=data.quadratic([1.0]), chunk_steps=10)
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), **kw)
+    assert capfd.readouterr().err == ""
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), progress=True, **kw)
+    assert "100/100" in capfd.readouterr().err
 
 
 def test_progress_can_be_forced_on_and_off(capfd):

@@ -26,9 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from flax import nnx
+
+from dltheory import curvature
 from dltheory import data as D
 from dltheory import validation as V
 from dltheory.config import Preset
+from dltheory.models import MLP
 from dltheory.training import RunResult, optimizer, sweep, train
 
 __all__ = [
@@ -40,6 +44,11 @@ __all__ = [
     "stability_sweep",
     "FlowGapResult",
     "gd_flow_gap",
+    "EdgeOfStabilityResult",
+    "edge_of_stability",
+    "plot_run",
+    "gd_figure",
+    "gd_explorer",
 ]
 
 
@@ -51,21 +60,23 @@ class GDSizes(Preset):
       steps: gradient descent steps of a single run (the widget, the trajectories).
       sweep_steps: steps of each run in the stability sweep.
       num_lr: learning rates in the stability sweep.
-      horizon_steps: steps at the largest learning rate in the GD-vs-flow comparison.
+      eos_steps: full-batch GD steps of the edge-of-stability runs on digits.
+      eos_width: width of the two hidden layers of their tanh MLP.
     """
 
     steps: int
     sweep_steps: int
     num_lr: int
-    horizon_steps: int
+    eos_steps: int
+    eos_width: int
 
     @classmethod
     def quick(cls) -> "GDSizes":
-        return cls(steps=60, sweep_steps=400, num_lr=64, horizon_steps=20)
+        return cls(steps=60, sweep_steps=400, num_lr=64, eos_steps=2000, eos_width=64)
 
     @classmethod
     def paper(cls) -> "GDSizes":
-        return cls(steps=200, sweep_steps=4000, num_lr=1024, horizon_steps=80)
+        return cls(steps=200, sweep_steps=4000, num_lr=1024, eos_steps=20000, eos_width=256)
 
 
 def quadratic_loss(x: jax.Array, h: jax.Array) -> jax.Array:
@@ -260,6 +271,77 @@ def gd_flow_gap(eigenvalues: Any, lrs: Any, horizon: float, *, x0: Any = None,
 
 
 # --------------------------------------------------------------------------------------
+# Where the picture breaks: the edge of stability on a real network
+# --------------------------------------------------------------------------------------
+
+
+def _mse(model, batch):
+    """Half the squared error to one-hot targets, summed over classes, mean over examples."""
+    out = model(batch["x"])
+    return 0.5 * jnp.mean(jnp.sum((out - jax.nn.one_hot(batch["y"], out.shape[-1])) ** 2, -1))
+
+
+def _sharpness_metric(model, batch):
+    return {"sharpness": curvature.sharpness(_mse, model, batch, iters=20)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeOfStabilityResult:
+    """Full-batch gradient descent on a tanh MLP on digits, with its sharpness tracked.
+
+    Attributes:
+      lrs: learning rates, shape ``(n,)``; ``thresholds = 2 / lrs``.
+      steps: logged steps.
+      loss: training loss, shape ``(n, n_log)``.
+      sharpness: top Hessian eigenvalue of the training loss, shape ``(n, n_log)``.
+      diverged_at: step of divergence per learning rate, or -1.
+      late_ratio: mean sharpness over the last quarter of the run divided by ``2 / lr``.
+    """
+
+    lrs: np.ndarray
+    steps: np.ndarray
+    loss: np.ndarray
+    sharpness: np.ndarray
+    diverged_at: np.ndarray
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return 2.0 / self.lrs
+
+    @property
+    def late_ratio(self) -> np.ndarray:
+        q = max(1, len(self.steps) // 4)
+        return self.sharpness[:, -q:].mean(axis=1) / self.thresholds
+
+
+def edge_of_stability(lrs: Any, steps: int, *, width: int = 64, log_every: int = 100,
+                      seed: int = 0) -> EdgeOfStabilityResult:
+    """Full-batch GD on digits at several learning rates, as one vmapped call.
+
+    The model is a ``64-width-width-10`` tanh MLP trained on the squared loss to one-hot
+    targets (the setting of Cohen et al., 2021, on a smaller dataset), from the same
+    initialization for every learning rate. Every ``log_every`` steps the sharpness of
+    the full training loss is measured by 20 power iterations.
+
+    References:
+      Cohen, Kaur, Li, Kolter, Talwalkar (2021), arXiv:2103.00065 (progressive
+      sharpening and the edge of stability).
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    if lrs.ndim != 1 or lrs.size < 1 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
+        raise ValueError(f"argument `lrs` must be a 1-D sequence of positive learning rates; "
+                         f"got {lrs!r}")
+    width = V.check_int("width", width, minimum=1)
+    ds = D.digits()
+    model = MLP((64, width, width, 10), rngs=nnx.Rngs(seed), activation="tanh")
+    res = sweep(_mse, model, optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, jnp.float32)),
+                steps=steps, batches=ds.train, log_every=log_every,
+                metrics=_sharpness_metric, eval_data=ds.train)
+    return EdgeOfStabilityResult(lrs, res.steps, res["loss"], res["sharpness"],
+                                 res.diverged_at)
+
+
+# --------------------------------------------------------------------------------------
 # Figures of the chapter (shared by the static figures and the widget)
 # --------------------------------------------------------------------------------------
 
@@ -269,10 +351,10 @@ LAMBDA_MIN = 0.5
 
 def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
              x0: Any = None, box: float = 1.6, show_flow: bool = True) -> None:
-    """Draw a 2-D run on the level sets of the loss, and its loss against steps.
+    """Draw a 2-D run on the level sets of the loss, and (if ``ax_loss``) its loss.
 
     The gradient-flow path (dashed) and its loss at times ``k lr`` are drawn for
-    comparison. A diverged run is marked "diverged at step k".
+    comparison. A diverged run is marked "diverged at step k" on the loss axes.
     """
     from dltheory import plotting
 
@@ -299,6 +381,8 @@ def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
                 xlabel=r"$x_1$ ($\lambda = %.3g$)" % lam[0],
                 ylabel=r"$x_2$ ($\lambda = %.3g$)" % lam[1])
     ax_path.legend(loc="lower left", frameon=True, fontsize=8.5)
+    if ax_loss is None:
+        return
     plotting.curves(ax_loss, run.steps, run["loss"], label="gradient descent",
                     diverged_at=run.diverged_at, color="#1f5aa6")
     if show_flow:
@@ -317,7 +401,7 @@ def gd_figure(lr: float, curvature: float, steps: int = 60):
 
     lam = (LAMBDA_MIN, V.check_positive("curvature", curvature))
     run = gd_on_quadratic(lam, lr, steps, x0=(1.2, 1.2))
-    fig, (a, b) = plotting.figure(2, width=10.5, height=4.2)
+    fig, (a, b) = plotting.figure(2, width=9.5, height=4.0)
     plot_run(a, b, lam, lr, run, x0=(1.2, 1.2))
     ratio = lr * curvature
     verdict = ("diverges" if ratio > 2 else "oscillates, converges" if ratio > 1

@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import os
 import sys
 import time
 import warnings
@@ -63,6 +64,9 @@ __all__ = [
 
 #: A run shows a progress bar (``progress=None``) once it has taken this many seconds.
 PROGRESS_AFTER_SECONDS = 2.0
+#: ``DLTHEORY_PROGRESS=0`` turns automatic progress bars off (set by the book build, where
+#: a bar would end up as text in the static pages); ``progress=True`` still shows one.
+PROGRESS_ENV_VAR = "DLTHEORY_PROGRESS"
 #: Default number of optimization steps per compiled chunk.
 DEFAULT_CHUNK_STEPS = 2000
 
@@ -485,6 +489,11 @@ def _check_sizes(steps: int, log_every: int, chunk_steps: int | None) -> tuple[i
     return n_int, per_chunk, n_chunks
 
 
+def _auto_progress() -> bool:
+    """Automatic progress bars are on unless ``DLTHEORY_PROGRESS=0`` (the book build)."""
+    return os.environ.get(PROGRESS_ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 class _Progress:
     """A tqdm bar that appears only once a run has lasted ``PROGRESS_AFTER_SECONDS``."""
 
@@ -497,7 +506,7 @@ class _Progress:
     def update(self, n: int) -> None:
         self.done += n
         if self.bar is None and self.done < self.total and (
-                self.mode is True or (self.mode is None and
+                self.mode is True or (self.mode is None and _auto_progress() and
                                       time.perf_counter() - self.start >= PROGRESS_AFTER_SECONDS)):
             from tqdm.auto import tqdm
 
@@ -583,7 +592,8 @@ def train(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
       chunk_steps: steps per compiled chunk (progress and divergence checks happen
         between chunks). Default 2000.
       progress: ``True`` always shows a progress bar, ``False`` never; ``None`` (default)
-        shows one when the run lasts longer than ``PROGRESS_AFTER_SECONDS``.
+        shows one when the run lasts longer than ``PROGRESS_AFTER_SECONDS``, unless the
+        environment sets ``DLTHEORY_PROGRESS=0``.
       warn: issue a :class:`DivergenceWarning` when the run diverges.
 
     Returns:
