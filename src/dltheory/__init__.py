@@ -7,7 +7,9 @@ Modules:
   models      flax.nnx models shared by chapters
   widgets     declarative explorers: live ipywidgets and a static figure without a kernel
   plotting    the book's figure style and recurring plots
+  curvature   Hessian-vector products and the sharpness (top Hessian eigenvalue)
   validation  argument checks that raise clear errors
+  notebook    helpers for the chapter notebooks (glue)
   preliminaries  the experiments of the Preliminaries chapter
 """
 

@@ -25,6 +25,9 @@ __all__ = ["ACTIVATIONS", "NORMALIZATIONS", "MLP", "homogeneity_order", "normali
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "linear")
 NORMALIZATIONS = (None, "layer", "batch")
 _HOMOGENEOUS = ("relu", "leaky_relu", "linear")
+# flax >= 0.12 wants lists of submodules wrapped in nnx.List; older nnx took plain lists
+# (Colab may ship an older flax than the lock file).
+_ModuleList = getattr(nnx, "List", list)
 
 
 def normalize(x: jax.Array, kind: str | None, eps: float = 1e-5) -> jax.Array:
@@ -84,7 +87,7 @@ class MLP(nnx.Module):
         self.normalization = normalization
         self.norm_eps = float(norm_eps)
         init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "normal")
-        self.layers = nnx.List([
+        self.layers = _ModuleList([
             nnx.Linear(a, b, use_bias=bias, kernel_init=init, rngs=rngs)
             for a, b in zip(sizes[:-1], sizes[1:])
         ])

@@ -711,7 +711,9 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
     Args:
       loss_fn: as in :func:`train`.
       init: ``init(key) -> params`` (a pytree or an nnx module), called per member, or
-        initial parameters shared by all members.
+        initial parameters shared by all members. Like any jitted function, ``init`` is
+        traced once and the compiled version reused on later sweeps with the same
+        ``init``: pass a new function if it reads globals that changed.
       optimizer: as in :func:`train`; 1-D numeric hyperparameters are swept.
       steps, log_every, metrics, eval_data, chunk_steps, progress: as in :func:`train`.
       seeds: integer seeds, one per member.
