@@ -515,10 +515,8 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(n)
 
-    def close(self, note: str | None = None) -> None:
+    def close(self) -> None:
         if self.bar is not None:
-            if note:
-                self.bar.set_postfix_str(note)
             self.bar.close()
 
 
