@@ -40,3 +40,12 @@ def test_figure_layouts():
     fig, axes = plotting.figure(2, 2)
     assert axes.shape == (2, 2)
     assert fig.get_size_inches()[0] == 8.4
+
+
+def test_figure_validates_its_layout():
+    import pytest
+
+    with pytest.raises(ValueError, match="`ncols` must be an integer >= 1; got 0"):
+        plotting.figure(0)
+    with pytest.raises(ValueError, match="`height` must be a finite number > 0"):
+        plotting.figure(height=-1.0)

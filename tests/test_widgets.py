@@ -108,3 +108,25 @@ def test_fn_must_return_a_figure():
     e = Explorer(lambda a: None, {"a": slider(0, 1, num=2)})
     with pytest.raises(TypeError, match="must return a matplotlib figure"):
         e.image()
+
+
+def test_a_fn_with_fig_redraws_into_one_detached_figure():
+    seen = []
+
+    def draw_into(a, fig=None):
+        seen.append(fig)
+        fig, ax = plotting.figure(reuse="detached" if fig is None else fig)
+        ax.plot([0, 1], [0, a])
+        return fig
+
+    e = explore(draw_into, a=slider(0.0, 1.0, num=3))
+    e.image(a=0.0)
+    e.image(a=1.0)
+    e._repr_mimebundle_()
+    assert seen[0] is None and seen[1] is not None and seen[1] is seen[-1]
+    assert plt.get_fignums() == []  # pyplot never saw it: nothing is shown twice
+
+
+def test_figure_reuse_argument_is_checked():
+    with pytest.raises(ValueError, match="`reuse` must be None, 'detached' or a figure"):
+        plotting.figure(reuse="again")

@@ -15,6 +15,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dltheory import validation as V
+
 __all__ = ["STYLE", "use_style", "style", "figure", "curves", "sweep_curves", "mark_diverged",
            "log_axes", "colors"]
 
@@ -62,14 +64,44 @@ use_style()
 
 
 def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
-           height: float | None = None, **kwargs: Any):
-    """A new figure in the book's style: ``(fig, axes)`` like ``plt.subplots``.
+           height: float | None = None, reuse: Any = None, **kwargs: Any):
+    """A figure in the book's style: ``(fig, axes)`` like ``plt.subplots``.
 
     The default size is 4.2 inches wide per column (up to 12.6) and 3.6 per row.
+
+    Args:
+      reuse: ``None`` for a new pyplot figure (shown inline in a notebook), or
+        ``"detached"`` for a new figure that pyplot does not manage (never shown on its
+        own; a widget renders it), or an existing detached figure to clear and draw
+        into again. Redrawing one figure is much faster than making a new one:
+        matplotlib caches text layout and math on the figure's renderer.
     """
+    ncols = V.check_int("ncols", ncols, minimum=1)
+    nrows = V.check_int("nrows", nrows, minimum=1)
+    if width is not None:
+        V.check_positive("width", width)
+    if height is not None:
+        V.check_positive("height", height)
     width = width if width is not None else min(4.2 * ncols, 12.6)
     height = height if height is not None else 3.6 * nrows
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kwargs)
+    if reuse is None:
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
+                                 **kwargs)
+    else:
+        if isinstance(reuse, str):
+            if reuse != "detached":
+                raise ValueError(f"argument `reuse` must be None, 'detached' or a figure; "
+                                 f"got {reuse!r}")
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(width, height), layout="constrained")
+            FigureCanvasAgg(fig)
+        else:
+            fig = reuse
+            fig.clear()
+            fig.set_size_inches(width, height)
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     axes = axes[0, 0] if axes.size == 1 else (axes[0] if nrows == 1 else axes)
     return fig, axes
 

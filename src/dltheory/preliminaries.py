@@ -395,20 +395,26 @@ def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
     ax_loss.legend(loc="best", frameon=False)
 
 
-def gd_figure(lr: float, curvature: float, steps: int = 60):
-    """The widget's figure: GD at ``lr`` on eigenvalues ``(LAMBDA_MIN, curvature)``."""
+def gd_figure(lr: float, curvature: float, steps: int = 60, fig: Any = None):
+    """The widget's figure: GD at ``lr`` on eigenvalues ``(LAMBDA_MIN, curvature)``.
+
+    Draws into ``fig`` (a detached figure from a previous call) when given, else into a
+    new detached figure; returns the figure.
+    """
     from dltheory import plotting
 
     lam = (LAMBDA_MIN, V.check_positive("curvature", curvature))
     run = gd_on_quadratic(lam, lr, steps, x0=(1.2, 1.2))
-    fig, (a, b) = plotting.figure(2, width=9.5, height=4.0)
+    fig, (a, b) = plotting.figure(2, width=9.5, height=4.0,
+                                  reuse="detached" if fig is None else fig)
     plot_run(a, b, lam, lr, run, x0=(1.2, 1.2))
     ratio = lr * curvature
     verdict = ("diverges" if ratio > 2 else "oscillates, converges" if ratio > 1
                else "converges monotonically")
-    fig.suptitle(rf"$\eta = {lr:.3g}$, $\lambda_{{\max}} = {curvature:.3g}$: "
-                 rf"$\eta\lambda_{{\max}} = {ratio:.3g}$ ({verdict}; threshold "
-                 rf"$2/\lambda_{{\max}} = {2 / curvature:.3g}$)", fontsize=11.5)
+    # Plain Unicode, not mathtext: a title that changes with every setting would be
+    # parsed as new LaTeX on each redraw, which is most of a widget update's time.
+    fig.suptitle(f"η = {lr:.3g}, λ_max = {curvature:.3g}: ηλ_max = {ratio:.3g} ({verdict}; "
+                 f"threshold 2/λ_max = {2 / curvature:.3g})", fontsize=11.5)
     return fig
 
 
@@ -418,7 +424,7 @@ def gd_explorer(steps: int | None = None):
 
     steps = GDSizes.current().steps if steps is None else V.check_int("steps", steps, minimum=1)
     return explore(
-        lambda lr, curvature: gd_figure(lr, curvature, steps),
+        lambda lr, curvature, fig=None: gd_figure(lr, curvature, steps, fig=fig),
         title="Gradient descent on a 2-D quadratic",
         lr=slider(0.05, 1.2, num=24, default=0.45, label="learning rate η"),
         curvature=choice([2.0, 3.0, 4.0], default=4.0, label="curvature λ_max",

@@ -21,6 +21,7 @@ precomputed: the same definition gives
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import io
 import itertools
 import time
@@ -139,7 +140,9 @@ class Explorer:
     """A figure function and its controls; see :func:`explore`.
 
     Attributes:
-      fn: ``fn(**setting) -> matplotlib.figure.Figure``.
+      fn: ``fn(**setting) -> matplotlib.figure.Figure``. If ``fn`` also takes a ``fig``
+        argument, it is given the figure it returned last time (``None`` at first) and
+        should draw into it again (``dltheory.plotting.figure(..., reuse=fig)``).
       controls: name -> :class:`Slider` or :class:`Choice`.
       last_update_seconds: time of the last redraw in the live widget.
     """
@@ -150,6 +153,10 @@ class Explorer:
         self.controls = controls
         self.title = title
         self._cache: dict[tuple, bytes] = {}
+        # fn(..., fig=previous) redraws into one figure, which is much faster (see
+        # dltheory.plotting.figure); fn without a `fig` parameter makes a new one each time
+        self._reuses_figure = "fig" in inspect.signature(fn).parameters
+        self._figure = None
         self.last_update_seconds: float | None = None
         self._widget = None
 
@@ -189,7 +196,11 @@ class Explorer:
     def figure(self, **setting: Any):
         """The figure for a setting (not cached)."""
         key = self._key(setting)
-        fig = self.fn(**dict(key))
+        if self._reuses_figure:
+            fig = self.fn(**dict(key), fig=self._figure)
+            self._figure = fig
+        else:
+            fig = self.fn(**dict(key))
         if fig is None or not hasattr(fig, "savefig"):
             raise TypeError(f"the explorer's function must return a matplotlib figure; "
                             f"got {type(fig).__name__}")
@@ -271,6 +282,8 @@ def explore(fn: Callable[..., Any], *, title: str | None = None,
 
     Args:
       fn: ``fn(**setting) -> matplotlib.figure.Figure``; called with every control.
+        A ``fn`` with a ``fig=None`` parameter redraws into its previous figure, which
+        makes a widget update several times faster.
       title: an optional heading shown above the live controls.
       **controls: name -> :func:`slider` or :func:`choice`.
 
