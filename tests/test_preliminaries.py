@@ -60,7 +60,8 @@ def test_claim_gd_follows_flow_to_first_order():
     lrs = np.array([0.04, 0.02, 0.01, 0.005])
     gap = P.gd_flow_gap(lam, lrs, horizon=2.0, rotate=True)
     assert gap.order == pytest.approx(1.0, abs=0.08)
-    bound = 0.5 * 2.0 * max(lam) ** 2 * lrs * np.sqrt(3)
+    bound = 0.5 * 2.0 * max(lam) ** 2 * lrs * np.sqrt(3)  # T lambda_max^2 eta |x0| / 2
+    np.testing.assert_allclose(gap.bound, bound)
     assert np.all(gap.gap <= bound)
     assert np.all(np.diff(gap.gap) < 0)
 
@@ -139,3 +140,14 @@ def test_claim_edge_of_stability_on_digits():
     assert edge == pytest.approx(1.0, abs=0.05)
     assert catapult == pytest.approx(1.0, abs=0.05)
     assert res.sharpness[2, 0] > 1.5 * res.thresholds[2]  # started well past 2 / lr
+
+
+def test_gd_grid_is_one_sweep_equal_to_single_runs():
+    lrs = (0.1, 0.45, 0.55)
+    runs = P.gd_grid((0.5, 4.0), lrs, 60, x0=(1.2, 1.2))
+    for lr, run in zip(lrs, runs):
+        one = P.gd_on_quadratic((0.5, 4.0), lr, 60, x0=(1.2, 1.2))
+        np.testing.assert_allclose(run["x"], one["x"], rtol=1e-5, atol=1e-30)
+        assert run.status == one.status
+    with pytest.raises(ValueError, match="`lrs` must be a 1-D sequence of positive"):
+        P.gd_grid((0.5, 4.0), (0.1, -0.2), 10)

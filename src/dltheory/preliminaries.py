@@ -39,6 +39,7 @@ __all__ = [
     "GDSizes",
     "quadratic_loss",
     "gd_on_quadratic",
+    "gd_grid",
     "flow_on_quadratic",
     "StabilityResult",
     "stability_sweep",
@@ -129,6 +130,25 @@ def gd_on_quadratic(eigenvalues: Any, lr: float, steps: int, *, x0: Any = None,
     opt = optimizer(optax.sgd, learning_rate=lr)
     return train(quadratic_loss, jnp.asarray(x0, h.dtype), opt, steps=steps, batches=h,
                  log_every=log_every, metrics=_iterate, eval_data=h, warn=False)
+
+
+def gd_grid(eigenvalues: Any, lrs: Any, steps: int, *, x0: Any = None, rotate: bool = False,
+            key: int = 0, log_every: int = 1) -> list[RunResult]:
+    """:func:`gd_on_quadratic` at several learning rates, as one vmapped call.
+
+    Returns:
+      One :class:`~dltheory.training.RunResult` per learning rate, in order.
+    """
+    lam, x0 = _check_problem(eigenvalues, x0)
+    lrs = np.asarray(lrs, dtype=np.float64)
+    if lrs.ndim != 1 or lrs.size < 1 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
+        raise ValueError(f"argument `lrs` must be a 1-D sequence of positive learning rates; "
+                         f"got {lrs!r}")
+    h = D.quadratic(lam, rotate=rotate, key=key)
+    opt = optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, h.dtype))
+    res = sweep(quadratic_loss, jnp.asarray(x0, h.dtype), opt, steps=steps, batches=h,
+                log_every=log_every, metrics=_iterate, eval_data=h)
+    return [res.member(i) for i in range(len(lrs))]
 
 
 def flow_on_quadratic(eigenvalues: Any, times: Any, *, x0: Any = None, rotate: bool = False,
@@ -231,6 +251,8 @@ class FlowGapResult:
       lrs: learning rates compared, shape ``(n,)``.
       horizon: the time ``T = steps * lr`` each run covers (the same for all).
       gap: ``max_k |x_k - x(k lr)|`` over the horizon, per learning rate.
+      bound: the theorem's bound ``T lambda_max^2 lr |x0| / 2`` per learning rate (valid
+        for ``lr lambda_max <= 1``).
       order: the fitted slope of ``log gap`` against ``log lr`` (1 for a first-order
         method such as gradient descent, the forward Euler scheme of gradient flow).
     """
@@ -238,6 +260,7 @@ class FlowGapResult:
     lrs: np.ndarray
     horizon: float
     gap: np.ndarray
+    bound: np.ndarray
     order: float
 
 
@@ -267,7 +290,8 @@ def gd_flow_gap(eigenvalues: Any, lrs: Any, horizon: float, *, x0: Any = None,
         gaps.append(np.abs(run["x"] - flow).max())
     gaps = np.asarray(gaps)
     order = float(np.polyfit(np.log(lrs), np.log(gaps), 1)[0])
-    return FlowGapResult(lrs, horizon, gaps, order)
+    bound = 0.5 * horizon * lam.max() ** 2 * lrs * np.linalg.norm(x0)
+    return FlowGapResult(lrs, horizon, gaps, bound, order)
 
 
 # --------------------------------------------------------------------------------------
