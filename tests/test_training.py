@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from dltheory import data, models, training
+from dltheory.training import loop
 from dltheory.training import DivergenceWarning, count_compilations, optimizer, sweep, train
 
 
@@ -295,7 +296,7 @@ def test_short_runs_print_no_progress(capfd):
 
 
 def test_long_runs_show_a_progress_bar(capfd, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "PROGRESS_AFTER_SECONDS", 0.0)
     train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=100,
           batches=data.quadratic([1.0]), chunk_steps=10)
     err = capfd.readouterr().err
@@ -303,7 +304,7 @@ def test_long_runs_show_a_progress_bar(capfd, monkeypatch):
 
 
 def test_progress_env_switch_turns_automatic_bars_off(capfd, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "PROGRESS_AFTER_SECONDS", 0.0)
     monkeypatch.setenv(training.PROGRESS_ENV_VAR, "0")
     kw = dict(steps=100, batches=data.quadratic([1.0]), chunk_steps=10)
     train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), **kw)

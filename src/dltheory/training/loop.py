@@ -1,0 +1,297 @@
+"""The compiled training loop: ``lax.scan`` chunks under ``jit``, divergence, progress.
+
+Everything static about a run (the loss, the optimizer's update, the metrics, the sizes)
+is a hashable :class:`_Program`; the compiled chunk is cached on it, so a second run with
+new numbers of the same shapes reuses the compiled code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import numbers
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from dltheory import validation as V
+
+#: A run shows a progress bar (``progress=None``) once it has taken this many seconds.
+PROGRESS_AFTER_SECONDS = 2.0
+#: ``DLTHEORY_PROGRESS=0`` turns automatic progress bars off (set by the book build, where
+#: a bar would end up as text in the static pages); ``progress=True`` still shows one.
+PROGRESS_ENV_VAR = "DLTHEORY_PROGRESS"
+#: Default number of optimization steps per compiled chunk.
+DEFAULT_CHUNK_STEPS = 2000
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Issued when a run's loss becomes non-finite; the run stops at that step."""
+
+
+
+# --------------------------------------------------------------------------------------
+# Losses on pytrees or on nnx modules, as hashable static functions
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlainFn:
+    fn: Callable
+
+    def __call__(self, params, aux, *args):
+        return self.fn(params, *args)
+
+    def output(self, params, aux):
+        return params
+
+
+@dataclasses.dataclass(frozen=True)
+class _NnxFn:
+    fn: Callable
+    graphdef: Any
+
+    def __call__(self, params, aux, *args):
+        return self.fn(nnx.merge(self.graphdef, params, aux), *args)
+
+    def output(self, params, aux):
+        return nnx.merge(self.graphdef, params, aux)
+
+
+def _split(model_or_params: Any) -> tuple[Any, Any, Any]:
+    """(graphdef or None, trainable params, the rest of the state)."""
+    if isinstance(model_or_params, nnx.Module):
+        graphdef, params, rest = nnx.split(model_or_params, nnx.Param, ...)
+        return graphdef, params, rest
+    return None, model_or_params, None
+
+
+def _wrap(fn: Callable | None, graphdef: Any) -> Callable | None:
+    if fn is None:
+        return None
+    return _PlainFn(fn) if graphdef is None else _NnxFn(fn, graphdef)
+
+
+# --------------------------------------------------------------------------------------
+# The compiled program
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Program:
+    """Everything static about a run: the compiled chunk is cached on it."""
+
+    loss: Callable
+    update: Callable
+    metrics: Callable | None
+    log_every: int
+    intervals: int  # log intervals per chunk
+
+
+def _tree_where(cond, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def _record(prog: _Program, params, aux, eval_data) -> dict:
+    if prog.metrics is None:
+        return {}
+    out = prog.metrics(params, aux, eval_data)
+    if not isinstance(out, Mapping):
+        raise TypeError(f"`metrics` must return a dict of scalars; got {type(out).__name__}")
+    return {str(k): jnp.asarray(v) for k, v in out.items()}
+
+
+def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
+    """Run ``prog.intervals * prog.log_every`` steps; return the carry and the records."""
+
+    def one_step(carry, _):
+        params, opt_state, step, diverged_at = carry
+        batch = batches.sample(key, step)
+        loss, grads = jax.value_and_grad(prog.loss)(params, aux, batch)
+        updates, new_opt_state = prog.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        active = (step < total_steps) & (diverged_at < 0)
+        bad = ~jnp.isfinite(loss)
+        diverged_at = jnp.where(active & bad, step, diverged_at)
+        keep = active & ~bad
+        params = _tree_where(keep, new_params, params)
+        opt_state = _tree_where(keep, new_opt_state, opt_state)
+        return (params, opt_state, step + 1, diverged_at), loss
+
+    def interval(carry, _):
+        params, _, step, _ = carry
+        rec = _record(prog, params, aux, eval_data)
+        if prog.log_every == 1:  # no inner loop: a length-1 scan costs a loop per step
+            carry, loss = one_step(carry, None)
+        else:
+            carry, losses = jax.lax.scan(one_step, carry, None, length=prog.log_every)
+            loss = losses[0]
+        rec["loss"] = loss
+        rec["step"] = step
+        return carry, rec
+
+    return jax.lax.scan(interval, carry, None, length=prog.intervals)
+
+
+def _final(prog: _Program, params, batches, aux, eval_data, key, step):
+    rec = _record(prog, params, aux, eval_data)
+    rec["loss"] = prog.loss(params, aux, batches.sample(key, step))
+    return rec
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(prog: _Program, vmapped: bool, batch_axis: int | None):
+    chunk = functools.partial(_chunk, prog)
+    final = functools.partial(_final, prog)
+    if vmapped:
+        chunk = jax.vmap(chunk, in_axes=(0, batch_axis, None, None, 0, None))
+        final = jax.vmap(final, in_axes=(0, batch_axis, None, None, 0, None))
+    return jax.jit(chunk), jax.jit(final)
+
+
+# --------------------------------------------------------------------------------------
+# Compilation counting (tests and benchmarks)
+# --------------------------------------------------------------------------------------
+
+_COMPILES = [0]
+_LISTENING = [False]
+
+
+def _on_event(event: str, *args: Any, **kwargs: Any) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILES[0] += 1
+
+
+@contextlib.contextmanager
+def count_compilations() -> Iterator[Callable[[], int]]:
+    """Count XLA compilations inside the block.
+
+    Example::
+
+        with count_compilations() as compiled:
+            train(...)
+        print(compiled())   # number of XLA programs compiled in the block
+    """
+    if not _LISTENING[0]:
+        jax.monitoring.register_event_duration_secs_listener(_on_event)
+        _LISTENING[0] = True
+    start = _COMPILES[0]
+    yield lambda: _COMPILES[0] - start
+
+
+# --------------------------------------------------------------------------------------
+# Driving the chunks from Python
+# --------------------------------------------------------------------------------------
+
+
+def _key(name: str, key: Any) -> jax.Array:
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            return key
+        if key.shape == (2,) and key.dtype == jnp.uint32:
+            return jax.random.wrap_key_data(key)
+    raise TypeError(f"argument `{name}` must be an int seed or a jax PRNG key; got {key!r}")
+
+
+def _check_sizes(steps: int, log_every: int, chunk_steps: int | None) -> tuple[int, int, int]:
+    steps = V.check_int("steps", steps, minimum=1)
+    log_every = V.check_int("log_every", log_every, minimum=1)
+    if steps % log_every:
+        raise ValueError(f"argument `steps` ({steps}) must be a multiple of `log_every` "
+                         f"({log_every}) so every chunk has the same shape")
+    chunk_steps = DEFAULT_CHUNK_STEPS if chunk_steps is None else V.check_int(
+        "chunk_steps", chunk_steps, minimum=1)
+    n_int = steps // log_every
+    per_chunk = max(1, min(n_int, chunk_steps // log_every))
+    # spread the intervals evenly so the last chunk wastes as little as possible
+    n_chunks = math.ceil(n_int / per_chunk)
+    per_chunk = math.ceil(n_int / n_chunks)
+    return n_int, per_chunk, n_chunks
+
+
+def _auto_progress() -> bool:
+    """Automatic progress bars are on unless ``DLTHEORY_PROGRESS=0`` (the book build)."""
+    return os.environ.get(PROGRESS_ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _Progress:
+    """A tqdm bar that appears only once a run has lasted ``PROGRESS_AFTER_SECONDS``."""
+
+    def __init__(self, total: int, mode: bool | None, desc: str):
+        self.total, self.mode, self.desc = total, mode, desc
+        self.start = time.perf_counter()
+        self.bar = None
+        self.done = 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is None and self.done < self.total and (
+                self.mode is True or (self.mode is None and _auto_progress() and
+                                      time.perf_counter() - self.start >= PROGRESS_AFTER_SECONDS)):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="step", file=sys.stderr,
+                            initial=self.done - n)
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _drive(prog, vmapped, batch_axis, carry, batches, aux, eval_data, keys, steps,
+           n_int, per_chunk, n_chunks, progress, desc):
+    chunk_fn, final_fn = _compiled(prog, vmapped, batch_axis)
+    total = jnp.asarray(steps, jnp.int32)
+    records = []
+    bar = _Progress(steps, progress, desc)
+    try:
+        for _ in range(n_chunks):
+            carry, rec = chunk_fn(carry, batches, aux, eval_data, keys, total)
+            records.append(rec)
+            diverged_at = np.asarray(carry[3])
+            bar.update(min(per_chunk * prog.log_every, steps - (len(records) - 1) *
+                           per_chunk * prog.log_every))
+            if np.all(diverged_at >= 0):
+                break
+        final = final_fn(carry[0], batches, aux, eval_data, keys, total)
+    finally:
+        bar.close()
+    axis = 1 if vmapped else 0  # the log axis of every record
+    rec = {k: np.concatenate([np.asarray(r[k]) for r in records], axis=axis)
+           for k in records[0] if k != "step"}
+    # the last chunk may run past `steps`: keep the intervals that belong to the run
+    rec = {k: np.take(v, np.arange(min(n_int, v.shape[axis])), axis=axis)
+           for k, v in rec.items()}
+    log_steps = np.arange(n_int + 1) * prog.log_every
+    diverged_at = np.asarray(carry[3])
+    out = {}
+    for k, v in rec.items():
+        dtype = np.result_type(v, np.float32)
+        fin = np.expand_dims(np.asarray(final[k]), axis).astype(dtype)
+        missing = n_int - v.shape[axis]
+        if missing:  # stopped early because every run diverged
+            shape = list(v.shape)
+            shape[axis] = missing
+            v = np.concatenate([v.astype(dtype), np.full(shape, np.nan, dtype)], axis=axis)
+        full = np.concatenate([v.astype(dtype), fin], axis=axis)
+        # nothing after a divergence is a measurement: blank it out
+        after = (diverged_at[..., None] >= 0) & (log_steps >= diverged_at[..., None])
+        after = after.reshape(after.shape + (1,) * (full.ndim - after.ndim))
+        out[k] = np.where(after, np.nan, full)
+    return carry, log_steps, out, diverged_at
+
+
