@@ -179,6 +179,9 @@ def test_sweep_over_seeds_equals_a_loop_of_single_runs(digits):
     opt = optimizer(optax.adam, learning_rate=3e-3)
     sw = sweep(ce, small_mlp, opt, seeds=seeds, **kw)
     assert sw["loss"].shape == (3, 5) and sw["acc"].shape == (3, 5)
+    again = sweep(ce, small_mlp, opt, seeds=seeds, **kw)  # same keys, same bits
+    np.testing.assert_array_equal(sw["loss"], again["loss"])
+    assert not np.array_equal(sw["loss"][0], sw["loss"][1])  # seeds do differ
     for i, s in enumerate(seeds):
         key = jax.random.key(s)
         one = train(ce, small_mlp(key), opt, key=key, **kw)
