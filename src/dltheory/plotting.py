@@ -18,7 +18,7 @@ import numpy as np
 from dltheory import validation as V
 
 __all__ = ["STYLE", "use_style", "style", "figure", "curves", "sweep_curves", "mark_diverged",
-           "log_axes", "colors"]
+           "colors"]
 
 #: matplotlib rcParams of the book's figures: large enough to read on a laptop screen.
 STYLE: dict[str, Any] = {
@@ -109,14 +109,6 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
 def colors(n: int, cmap: str = "viridis") -> list:
     """``n`` colors spread over a colormap (for an ordered sweep)."""
     return [plt.get_cmap(cmap)(x) for x in np.linspace(0.05, 0.9, max(n, 1))]
-
-
-def log_axes(ax, x: bool = False, y: bool = True) -> None:
-    """Logarithmic axes with readable ticks."""
-    if x:
-        ax.set_xscale("log")
-    if y:
-        ax.set_yscale("log")
 
 
 def mark_diverged(ax, step: int, *, color: str = "#d1495b", y: float | None = None,

@@ -38,22 +38,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @dataclasses.dataclass(frozen=True)
-class Slider:
-    """A slider over a fixed, ordered grid of numbers."""
-
-    values: tuple[float, ...]
-    default: float
-    label: str | None = None
-    fmt: str = "{:.3g}"
-
-    def format(self, value: Any) -> str:
-        return self.fmt.format(value)
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    """A choice among a few options (numbers or strings)."""
-
+class _Control:
     values: tuple[Any, ...]
     default: Any
     label: str | None = None
@@ -61,6 +46,16 @@ class Choice:
 
     def format(self, value: Any) -> str:
         return self.fmt.format(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Slider(_Control):
+    """A slider over a fixed, ordered grid of numbers (make it with :func:`slider`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice(_Control):
+    """A choice among a few options, numbers or strings (make it with :func:`choice`)."""
 
 
 Control = Slider | Choice

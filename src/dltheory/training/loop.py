@@ -52,9 +52,6 @@ class _PlainFn:
     def __call__(self, params, aux, *args):
         return self.fn(params, *args)
 
-    def output(self, params, aux):
-        return params
-
 
 @dataclasses.dataclass(frozen=True)
 class _NnxFn:
@@ -63,9 +60,6 @@ class _NnxFn:
 
     def __call__(self, params, aux, *args):
         return self.fn(nnx.merge(self.graphdef, params, aux), *args)
-
-    def output(self, params, aux):
-        return nnx.merge(self.graphdef, params, aux)
 
 
 def _split(model_or_params: Any) -> tuple[Any, Any, Any]:

@@ -52,14 +52,7 @@ class OptimizerSpec:
 
     def transformation(self, **values: Any) -> optax.GradientTransformation:
         """The optax transformation for the given numeric values (default: this spec's)."""
-        hp = dict(self.hyperparams)
-        hp.update(values)
-        return optax.inject_hyperparams(self.factory, static_args=self._static_names)(
-            **hp, **dict(self.static))
-
-    @property
-    def _static_names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.static)
+        return _inject(self.factory, self.static, {**self.hyperparams, **values})
 
     @property
     def update_fn(self) -> Callable:
@@ -72,11 +65,16 @@ class OptimizerSpec:
         return f"optimizer({name}, {args})"
 
 
+def _inject(factory: Callable, static: tuple, hyperparams: Mapping[str, Any]):
+    """``factory`` with numeric ``hyperparams`` injected into its state, ``static`` fixed."""
+    return optax.inject_hyperparams(factory, static_args=tuple(n for n, _ in static))(
+        **hyperparams, **dict(static))
+
+
 @functools.lru_cache(maxsize=256)
 def _cached_update(factory, names, static):
-    placeholders = {name: 0.0 for name in names}
-    return optax.inject_hyperparams(factory, static_args=tuple(n for n, _ in static))(
-        **placeholders, **dict(static)).update
+    # the values are placeholders: the update reads them from the optimizer state
+    return _inject(factory, static, {name: 0.0 for name in names}).update
 
 
 def optimizer(factory: Callable[..., optax.GradientTransformation], /,
@@ -129,8 +127,7 @@ class _SpecInit:
     static: tuple
 
     def __call__(self, params, hparams):
-        return optax.inject_hyperparams(self.factory, static_args=tuple(n for n, _ in self.static))(
-            **hparams, **dict(self.static)).init(params)
+        return _inject(self.factory, self.static, hparams).init(params)
 
 
 @dataclasses.dataclass(frozen=True)
