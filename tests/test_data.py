@@ -57,6 +57,30 @@ def test_minibatches_visit_every_example_once_per_epoch():
     np.testing.assert_array_equal(np.asarray(b["x"][:, 0]), np.asarray(b["y"]))  # rows stay paired
 
 
+@pytest.mark.parametrize("start,length,limit", [(0, 7, None), (5, 11, None), (4, 9, 1)])
+def test_minibatches_plan_takes_the_batches_sample_takes(start, length, limit, monkeypatch):
+    """The engine's chunk plan (each epoch's permutation drawn once) gives exactly the
+    batches of ``sample`` step by step, across epoch boundaries and in the fallback that
+    draws the permutations one step at a time."""
+    if limit is not None:
+        monkeypatch.setattr(data, "_PLAN_MAX_INDICES", limit)
+    mb = data.Minibatches.of({"x": jnp.arange(10.0)[:, None] * 2, "y": jnp.arange(10)}, 3)
+    key = jax.random.key(3)
+    plan = jax.jit(data.plan_batches, static_argnums=3)(mb, key, jnp.asarray(start), length)
+    assert plan.shape == (length, 3)
+    for j in range(length):
+        got = data.take_batch(mb, key, plan[j])
+        want = mb.sample(key, jnp.asarray(start + j))
+        for name in ("x", "y"):
+            np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]))
+
+
+def test_plan_of_a_source_without_one_is_its_steps():
+    full = data.FullBatch({"x": jnp.ones(2)})
+    np.testing.assert_array_equal(np.asarray(data.plan_batches(full, jax.random.key(0),
+                                                               jnp.asarray(4), 3)), [4, 5, 6])
+
+
 def test_minibatches_validation():
     with pytest.raises(ValueError, match=r"`batch_size` must be an integer <= 10; got 11"):
         data.Minibatches.of({"x": jnp.zeros((10, 2))}, 11)

@@ -36,6 +36,25 @@ def test_claim_svag_keeps_mean_and_multiplies_noise_variance(l, adaptive):
     assert c1 + c2 == pytest.approx(1) and c1**2 + c2**2 == pytest.approx(factor)
 
 
+@pytest.mark.parametrize("inner", ["minibatches", "noise"])
+def test_two_batches_plan_matches_sample(inner):
+    """The engine takes SVAG's two batches through the chunk plan; it must give the
+    batches ``sample`` gives (a planning source inside, and one without a plan)."""
+    from dltheory import data
+    if inner == "minibatches":
+        source = data.Minibatches.of({"y": jnp.arange(7)}, 2)
+    else:
+        source = sde.NoisyQuadratic(lam=(1.0, 2.0), s=(1.0, 1.0), sigma=1.0,
+                                    x0=(1.0, 1.0)).source()
+    src, key = sde.TwoBatches(source), jax.random.key(5)
+    plan = data.plan_batches(src, key, jnp.asarray(2), 6)
+    for j in range(6):
+        got = data.take_batch(src, key, jax.tree.map(lambda a, j=j: a[j], plan))
+        want = src.sample(key, jnp.asarray(2 + j))
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
 @pytest.fixture(scope="module")
 def quad():
     """The chapter's SVAG experiment at quick size, shared by the claim and the widget."""

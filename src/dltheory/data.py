@@ -249,6 +249,31 @@ def is_batch_source(obj: Any) -> bool:
     return callable(getattr(obj, "sample", None))
 
 
+def plan_batches(source: Any, key: jax.Array, start: jax.Array, length: int) -> Any:
+    """What :func:`take_batch` needs for steps ``start, ..., start + length - 1``.
+
+    The engine calls this once per compiled chunk, before its ``lax.scan``, so a source
+    can do once what would otherwise be repeated at every step (:class:`Minibatches`
+    draws each epoch's permutation once instead of once per step). A source opts in with
+    ``plan(key, start, length)`` and ``take(key, item)`` methods; for any other source the plan
+    is the step numbers and :func:`take_batch` calls ``sample(key, step)``. Either way
+    ``take_batch(source, key, plan[j])`` equals ``source.sample(key, start + j)``.
+
+    Returns:
+      a pytree whose leaves have leading axis ``length``.
+    """
+    if callable(getattr(source, "plan", None)):
+        return source.plan(key, start, length)
+    return start + jnp.arange(length, dtype=jnp.asarray(start).dtype)
+
+
+def take_batch(source: Any, key: jax.Array, item: Any) -> Any:
+    """The batch of one step from one entry of :func:`plan_batches`'s plan."""
+    if callable(getattr(source, "plan", None)):
+        return source.take(key, item)
+    return source.sample(key, item)
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class FullBatch:
@@ -269,6 +294,11 @@ def _leading_size(data: Any) -> int:
         raise ValueError(f"argument `data` must be arrays with one common leading size; "
                          f"got leading sizes {sorted(sizes)}")
     return sizes.pop()
+
+
+#: :meth:`Minibatches.plan` holds at most this many permuted indices at once (per run of
+#: a sweep); beyond it, it draws the permutations step by step as :meth:`~Minibatches.sample`.
+_PLAN_MAX_INDICES = 1 << 20
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["data"],
@@ -298,11 +328,34 @@ class Minibatches:
     def steps_per_epoch(self) -> int:
         return self.size // self.batch_size
 
-    def sample(self, key: jax.Array, step: jax.Array) -> Any:
+    def _indices(self, key: jax.Array, step: jax.Array) -> jax.Array:
         per_epoch = self.steps_per_epoch
         epoch, within = step // per_epoch, step % per_epoch
         perm = jax.random.permutation(jax.random.fold_in(key, epoch), self.size)
-        idx = jax.lax.dynamic_slice(perm, (within * self.batch_size,), (self.batch_size,))
+        return jax.lax.dynamic_slice(perm, (within * self.batch_size,), (self.batch_size,))
+
+    def sample(self, key: jax.Array, step: jax.Array) -> Any:
+        return self.take(key, self._indices(key, step))
+
+    def plan(self, key: jax.Array, start: jax.Array, length: int) -> jax.Array:
+        """The example indices of steps ``start, ..., start + length - 1``, shape
+        ``(length, batch_size)``, drawing each epoch's permutation once (see
+        :func:`plan_batches`). The same indices :meth:`sample` takes, step by step."""
+        per_epoch = self.steps_per_epoch
+        steps = start + jnp.arange(length, dtype=jnp.asarray(start).dtype)
+        n_epochs = (length - 1) // per_epoch + 2  # the most epochs `length` steps can touch
+        if n_epochs * self.size > _PLAN_MAX_INDICES:
+            # too many permutations to hold at once: one per step, one after another
+            return jax.lax.map(lambda s: self._indices(key, s), steps)
+        first = start // per_epoch
+        perms = jax.vmap(lambda e: jax.random.permutation(jax.random.fold_in(key, first + e),
+                                                          self.size))(jnp.arange(n_epochs))
+        epoch, within = steps // per_epoch - first, steps % per_epoch
+        return jax.vmap(lambda e, w: jax.lax.dynamic_slice(
+            perms[e], (w * self.batch_size,), (self.batch_size,)))(epoch, within)
+
+    def take(self, key: jax.Array, idx: jax.Array) -> Any:
+        """The examples at ``idx`` (one step of :meth:`plan`; ``key`` is not needed)."""
         return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), self.data)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 
+from dltheory import data
 from dltheory import validation as V
 
 __all__ = ["svag_coefficients", "SVAGLoss", "svag", "adaptive_svag", "TwoBatches"]
@@ -145,3 +146,13 @@ class TwoBatches:
     def sample(self, key: jax.Array, step: jax.Array) -> tuple[Any, Any]:
         k1, k2 = jax.random.split(key)
         return self.source.sample(k1, step), self.source.sample(k2, step)
+
+    def plan(self, key: jax.Array, start: jax.Array, length: int) -> tuple[Any, Any]:
+        """Both draws' plans for a chunk (see :func:`dltheory.data.plan_batches`)."""
+        k1, k2 = jax.random.split(key)
+        return (data.plan_batches(self.source, k1, start, length),
+                data.plan_batches(self.source, k2, start, length))
+
+    def take(self, key: jax.Array, item: tuple[Any, Any]) -> tuple[Any, Any]:
+        k1, k2 = jax.random.split(key)
+        return data.take_batch(self.source, k1, item[0]), data.take_batch(self.source, k2, item[1])

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from dltheory import data
 from dltheory import validation as V
 
 #: A run shows a progress bar (``progress=None``) once it has taken this many seconds.
@@ -108,9 +109,9 @@ def _record(prog: _Program, params, aux, eval_data) -> dict:
 def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
     """Run ``prog.intervals * prog.log_every`` steps; return the carry and the records."""
 
-    def one_step(carry, _):
+    def one_step(carry, item):
         params, opt_state, step, diverged_at = carry
-        batch = batches.sample(key, step)
+        batch = data.take_batch(batches, key, item)
         loss, grads = jax.value_and_grad(prog.loss)(params, aux, batch)
         updates, new_opt_state = prog.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
@@ -122,19 +123,24 @@ def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
         opt_state = _tree_where(keep, new_opt_state, opt_state)
         return (params, opt_state, step + 1, diverged_at), loss
 
-    def interval(carry, _):
+    def interval(carry, items):
         params, _, step, _ = carry
         rec = _record(prog, params, aux, eval_data)
         if prog.log_every == 1:  # no inner loop: a length-1 scan costs a loop per step
-            carry, loss = one_step(carry, None)
+            carry, loss = one_step(carry, jax.tree.map(lambda a: a[0], items))
         else:
-            carry, losses = jax.lax.scan(one_step, carry, None, length=prog.log_every)
+            carry, losses = jax.lax.scan(one_step, carry, items)
             loss = losses[0]
         rec["loss"] = loss
         rec["step"] = step
         return carry, rec
 
-    return jax.lax.scan(interval, carry, None, length=prog.intervals)
+    # what the batch source can prepare for the whole chunk at once (for minibatches: each
+    # epoch's permutation, drawn once instead of at every step)
+    plan = data.plan_batches(batches, key, carry[2], prog.intervals * prog.log_every)
+    plan = jax.tree.map(lambda a: a.reshape(prog.intervals, prog.log_every, *a.shape[1:]),
+                        plan)
+    return jax.lax.scan(interval, carry, plan)
 
 
 def _final(prog: _Program, params, batches, aux, eval_data, key, step):
