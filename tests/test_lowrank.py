@@ -218,6 +218,25 @@ def test_plateau_times_interpolate_in_log_space():
     assert np.isnan(L.plateau_times(flow, [1e6])[0, 0])
 
 
+def test_max_slope_ratio_deviation_is_the_worst_direction():
+    lam = np.array([10.0, 5.0, 2.0])
+    pred = 1 / (2 * 0.02 * lam)
+    slope = pred * np.array([1.05, 0.88, 1.1])  # the second direction is 12% off, below 1
+
+    def result(slope):
+        n = len(lam)
+        return L.PlateauResult(None, lam, np.zeros((4, n)), np.zeros(4), slope,
+                               np.zeros(n), np.ones(n), pred, np.zeros((4, n)))
+
+    res = result(slope)
+    direct = max(abs(m / p - 1) for m, p in zip(slope, pred))
+    assert isinstance(res.max_slope_ratio_deviation, float)
+    assert res.max_slope_ratio_deviation == pytest.approx(direct, rel=1e-12)
+    assert res.max_slope_ratio_deviation == pytest.approx(0.12, rel=1e-9)
+    assert result(pred.copy()).max_slope_ratio_deviation == 0
+    assert np.isnan(result(np.array([pred[0], np.nan, pred[2]])).max_slope_ratio_deviation)
+
+
 # --------------------------------------------------------------------------------------
 # Validation at the boundary
 # --------------------------------------------------------------------------------------

@@ -233,6 +233,60 @@ def test_equilibrium_time_rule():
         N.equilibrium_time(steps, np.ones(7))
 
 
+def test_equilibrium_summaries_match_numpy():
+    # a tiny sweep: 3 configurations x 3 seeds whose runs differ (init, minibatch order)
+    configs = (N.Config(0.1, 0.1), N.Config(0.4, 0.025), N.Config(0.1, 0.1, init_scale=10.0))
+    res = N.equilibrium_sweep(configs, 40, seeds=(0, 1, 2), batch_size=16, width=16,
+                              log_every=5)
+    v = res.effective_lr                                  # (configs, seeds, n_log, groups)
+    nc, ns, nt, ng = v.shape
+    assert (nc, ns, nt) == (3, 3, len(res.steps)) and ng >= 2
+    # geometric mean over seeds, one run at a time: (prod_s v_s)^(1/n_seeds)
+    for layer in range(ng):
+        geo = res.geometric_mean_effective_lr(layer=layer)
+        assert geo.shape == (nc, nt)
+        for i in range(nc):
+            direct = np.prod(v[i, :, :, layer], axis=0) ** (1 / ns)
+            np.testing.assert_allclose(geo[i], direct, rtol=1e-10)
+            arith = v[i, :, :, layer].mean(axis=0)
+            assert np.all(geo[i] <= arith * (1 + 1e-12))  # AM-GM: not the plain mean
+            assert np.any(geo[i] < arith * (1 - 1e-6))
+    np.testing.assert_array_equal(res.geometric_mean_effective_lr(),
+                                  res.geometric_mean_effective_lr(layer=0))
+    assert res.geometric_mean_effective_lr(None).shape == (nc, nt, ng)
+    np.testing.assert_allclose(res.geometric_mean_effective_lr(None)[..., 1],
+                               res.geometric_mean_effective_lr(1), rtol=1e-12)
+    # the time average after a step, then the mean over seeds
+    start = 20
+    keep = [k for k, t in enumerate(res.steps) if t >= start]
+    assert 0 < len(keep) < nt
+    eff = res.mean_after(v, start)
+    acc = res.mean_after(res.test_accuracy, start)
+    assert eff.shape == (nc, ng) and acc.shape == (nc,)
+    for i in range(nc):
+        direct = np.mean([np.mean([v[i, s, k] for k in keep], axis=0) for s in range(ns)],
+                         axis=0)
+        np.testing.assert_allclose(eff[i], direct, rtol=1e-12)
+        direct_acc = np.mean([np.mean(res.test_accuracy[i, s, keep]) for s in range(ns)])
+        assert acc[i] == pytest.approx(direct_acc, rel=1e-12)
+    # the worst layer's relative gap to the reference configuration
+    for ref in (0, 2):
+        gap = res.effective_lr_gap(start, reference=ref)
+        assert gap.shape == (nc,) and gap[ref] == 0
+        for i in range(nc):
+            direct = max(abs(eff[i, g] / eff[ref, g] - 1) for g in range(ng))
+            assert gap[i] == pytest.approx(direct, rel=1e-12)
+    assert np.all(res.effective_lr_gap(start)[1:] > 0)
+    with pytest.raises(ValueError, match="`layer`"):
+        res.geometric_mean_effective_lr(layer=ng)
+    with pytest.raises(ValueError, match="`start`"):
+        res.mean_after(v, res.steps[-1] + 1)
+    with pytest.raises(ValueError, match="`values`"):
+        res.mean_after(v[:, :, 1:], start)
+    with pytest.raises(ValueError, match="`reference`"):
+        res.effective_lr_gap(start, reference=nc)
+
+
 def test_validation_errors():
     with pytest.raises(ValueError, match="eta \\* wd < 1"):
         N.intrinsic_lr(2.0, 0.6)

@@ -124,6 +124,35 @@ def test_svag_second_moment_tends_to_the_sde():
 # --------------------------------------------------------------------------------------
 
 
+def test_digits_max_log_gap_between_two_settings():
+    x = np.arange(6.0)
+    rates = np.array([1.0, 0.7, 0.6, 0.2])
+    loss = 2.0 * np.exp(-rates[:, None] * x[None])
+    loss[3, 2] = np.nan                                    # a diverged point is skipped
+    c = E.DigitsCurves(("1", "2", "4", "8"), x, loss, 1 - loss, np.zeros(4, bool))
+    lg = np.log(loss)
+    for ref in range(4):
+        for i in range(4):
+            direct = float(np.nanmax(np.abs(np.log(loss[i]) - np.log(loss[ref]))))
+            assert c.max_log_gap(ref, i) == pytest.approx(direct, rel=1e-12)
+            assert c.max_log_gap(reference=i, setting=ref) == pytest.approx(direct, rel=1e-12)
+            # exponentials: the gap is |a_i - a_ref| at the last logged point
+            assert direct == pytest.approx(abs(rates[i] - rates[ref]) * x[-1], rel=1e-12)
+        assert c.max_log_gap(ref, ref) == 0
+        # no setting: the largest gap over all settings, as before
+        assert c.max_log_gap(ref) == pytest.approx(
+            float(np.nanmax(np.abs(lg - lg[ref]))), rel=1e-12)
+        assert c.max_log_gap(ref) == max(c.max_log_gap(ref, i) for i in range(4))
+    assert c.max_log_gap(1, 2) == pytest.approx(0.1 * 5, rel=1e-12)
+    assert c.max_log_gap(1, 2) < c.max_log_gap(1)
+    with pytest.raises(ValueError, match="`setting`"):
+        c.max_log_gap(0, 4)
+    with pytest.raises(ValueError, match="`reference`"):
+        c.max_log_gap(-1, 2)
+    with pytest.raises(TypeError, match="`setting`"):
+        c.max_log_gap(0, 1.0)
+
+
 def test_linear_rule():
     c = sde.linear_scaling_rule(sde.sgd_config(0.1, 32), 4)
     assert (c.lr, c.batch_size) == (pytest.approx(0.4), 128)

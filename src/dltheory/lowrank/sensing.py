@@ -108,6 +108,13 @@ class PlateauResult:
         """measured slope / predicted slope, per ``s``."""
         return self.slope / self.predicted_slope
 
+    @property
+    def max_slope_ratio_deviation(self) -> float:
+        """``max_s |slope_s / predicted_s - 1|``: how far the worst direction's fitted
+        plateau slope is from the theory's ``1 / (2 eta lambda_s)``, as a fraction (NaN
+        when a direction has no fit)."""
+        return float(np.abs(self.slope_ratio - 1).max())
+
 
 def incremental_learning(problem: LowRankProblem, init_scales: Any, *, seeds: Any = 0,
                          lr: float = 0.02, steps: int = 2000, log_every: int = 5,

@@ -445,6 +445,61 @@ class EquilibriumResult:
         """:func:`equilibrium_time` of every run, shape ``(n_configs, n_seeds)``."""
         return equilibrium_time(self.steps, self.effective_lr, **kwargs)
 
+    def geometric_mean_effective_lr(self, layer: int | None = 0) -> np.ndarray:
+        """The effective learning rate averaged over seeds geometrically.
+
+        ``exp(mean_seeds log(eta_t / |w_g|^2))``: the effective learning rate spans
+        decades, so the mean of its logarithm is the typical trajectory (and what
+        :func:`fast_equilibrium` fits).
+
+        Args:
+          layer: the group ``g`` (``0``: the first hidden layer), or ``None`` for all.
+
+        Returns:
+          Shape ``(n_configs, n_log)``, or ``(n_configs, n_log, n_groups)`` when
+          ``layer`` is ``None``.
+        """
+        if layer is None:
+            return np.exp(np.log(self.effective_lr).mean(axis=1))
+        n_groups = self.effective_lr.shape[-1]
+        layer = V.check_int("layer", layer, minimum=0, maximum=n_groups - 1)
+        return np.exp(np.log(self.effective_lr[:, :, :, layer]).mean(axis=1))
+
+    def mean_after(self, values: np.ndarray, start: float) -> np.ndarray:
+        """Seed mean of the time average over the logged steps ``>= start``.
+
+        Args:
+          values: a per-run array with axes ``(n_configs, n_seeds, n_log, ...)``, e.g.
+            :attr:`effective_lr` or :attr:`test_accuracy`.
+          start: the first step counted (e.g. ``5 / (eta lambda)``, once equilibrium
+            has been reached).
+
+        Returns:
+          Shape ``(n_configs, ...)``.
+        """
+        values = np.asarray(values)
+        if values.ndim < 3 or values.shape[2] != len(self.steps):
+            raise ValueError(f"argument `values` must have shape (n_configs, n_seeds, "
+                             f"{len(self.steps)}, ...); got {values.shape}")
+        keep = self.steps >= V.check_finite("start", start)
+        if not keep.any():
+            raise ValueError(f"argument `start` must be at most the last logged step "
+                             f"{int(self.steps[-1])}; got {start!r}")
+        return values[:, :, keep].mean(axis=2).mean(axis=1)
+
+    def effective_lr_gap(self, start: float, reference: int = 0) -> np.ndarray:
+        """How far each configuration's equilibrium is from ``reference``'s.
+
+        ``max_g |v_i,g / v_ref,g - 1|`` with ``v`` the :meth:`mean_after` ``start`` of
+        the effective learning rate: the relative gap of the worst layer, shape
+        ``(n_configs,)`` (``0`` at ``reference``). Same ``eta lambda``, same equilibrium:
+        the theory says small for configurations that share the reference's product.
+        """
+        reference = V.check_int("reference", reference, minimum=0,
+                                maximum=len(self.configs) - 1)
+        eff = self.mean_after(self.effective_lr, start)
+        return np.max(np.abs(eff / eff[reference] - 1), axis=1)
+
 
 def equilibrium_sweep(configs: Sequence[Config], steps: int, *, seeds: Sequence[int] = (0,),
                       batch_size: int = 64, width: int = 128, log_every: int = 10,
@@ -676,8 +731,7 @@ def fast_equilibrium(products: Sequence[float], steps: int, *, eta: float = 0.1,
                       progress=progress)
     times = res.equilibrium_time(rtol=rtol)
     # the fit uses the seed-averaged trajectory (geometric mean), which is less noisy
-    geo = np.exp(np.log(res.effective_lr).mean(axis=1))
-    mean = equilibrium_time(res.steps, geo, rtol=rtol)
+    mean = equilibrium_time(res.steps, res.geometric_mean_effective_lr(None), rtol=rtol)
     ok = np.isfinite(mean) & (mean > 0)
     if ok.sum() < 2:
         raise ValueError("fewer than two products reached a measurable equilibrium; "

@@ -43,10 +43,24 @@ class DigitsCurves:
     test_acc: np.ndarray
     diverged: np.ndarray
 
-    def max_log_gap(self, reference: int = 0) -> float:
-        """``max |log L_i(x) - log L_ref(x)|`` over settings and logged points."""
+    def max_log_gap(self, reference: int = 0, setting: int | None = None) -> float:
+        """The largest gap between two settings' log training-loss curves.
+
+        ``max_x |log L_i(x) - log L_ref(x)|`` over the logged points (NaN points, e.g.
+        after a divergence, are skipped), for the one setting ``i = setting``, or the
+        largest over all settings when ``setting`` is ``None``.
+
+        Args:
+          reference: index of the reference setting (a row of :attr:`train_loss`).
+          setting: index of the setting compared with it, or ``None`` for all.
+        """
+        n = len(self.train_loss)
+        reference = V.check_int("reference", reference, minimum=0, maximum=n - 1)
         lg = np.log(self.train_loss)
-        return float(np.nanmax(np.abs(lg - lg[reference])))
+        if setting is None:
+            return float(np.nanmax(np.abs(lg - lg[reference])))
+        setting = V.check_int("setting", setting, minimum=0, maximum=n - 1)
+        return float(np.nanmax(np.abs(lg[setting] - lg[reference])))
 
 
 def _digits_run(problem, loss, cfg: R.OptimizerConfig, steps: int, log_every: int,
