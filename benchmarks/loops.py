@@ -305,6 +305,13 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
     ``single=False`` skips the one-run timings (the smoke test: fewer compilations).
     """
     steps, log_every = sizes["steps"], sizes["log_every"]
+    # the init functions read their shapes from these (they are traced with the key only)
+    if name == "glrl":
+        GLRL_D[0] = sizes["d"]
+    if name == "margin":
+        MARGIN_SIZES[:] = [sizes["width"], sizes["d"]]
+    if name == "adam":
+        ADAM_HIDDEN[0] = sizes["hidden"]
     if name == "glrl":
         prob = glrl_problem(sizes["d"])
         batches = {k: jnp.asarray(v) for k, v in prob.items()}
@@ -317,7 +324,7 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
         opt_factory = optax.sgd
         batch_src = lambda hp: batches  # noqa: E731
     elif name == "margin":
-        prob = margin_problem(sizes["n"], MARGIN_SIZES[1])
+        prob = margin_problem(sizes["n"], sizes["d"])
         batches = {k: jnp.asarray(v) for k, v in prob.items()}
         configs = [({"learning_rate": sizes["lr"]}, None)]
         init, loss = margin_init, margin_loss
@@ -411,15 +418,24 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
 
 
 SIZES = {
-    "full": {
+    # the sizes the chapters run at `quick` scale (GLRL: d = 20; two-layer margin: n = 40
+    # points in d = 5, width 50; digits MLP of width 32 at base batch 4)
+    "chapter": {
+        "glrl": {"d": 20, "steps": 2000, "log_every": 20, "lr": 0.05},
+        "margin": {"n": 40, "d": 5, "width": 50, "steps": 1000, "log_every": 10, "lr": 0.5},
+        "adam": {"batch": 4, "hidden": 32, "kappas": (1, 4), "steps": 400, "log_every": 20},
+    },
+    # larger than the chapters, where a step's arithmetic starts to dominate its overhead
+    "large": {
         "glrl": {"d": 30, "steps": 2000, "log_every": 50, "lr": 0.05},
-        "margin": {"n": 200, "steps": 1000, "log_every": 50, "lr": 0.5},
-        "adam": {"batch": 32, "kappas": (1, 4), "steps": 400, "log_every": 20},
+        "margin": {"n": 200, "d": 20, "width": 100, "steps": 1000, "log_every": 50,
+                   "lr": 0.5},
+        "adam": {"batch": 32, "hidden": 64, "kappas": (1, 4), "steps": 400, "log_every": 20},
     },
     "smoke": {
         "glrl": {"d": 8, "steps": 40, "log_every": 10, "lr": 0.05},
-        "margin": {"n": 30, "steps": 40, "log_every": 10, "lr": 0.5},
-        "adam": {"batch": 16, "kappas": (1,), "steps": 20, "log_every": 10},
+        "margin": {"n": 30, "d": 20, "width": 16, "steps": 40, "log_every": 10, "lr": 0.5},
+        "adam": {"batch": 16, "hidden": 16, "kappas": (1,), "steps": 20, "log_every": 10},
     },
 }
 # agreement tolerances (relative): float64 runs agree to rounding, float32 Adam to 1e-3
@@ -432,37 +448,45 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat")
     ap.add_argument("--only", choices=("glrl", "margin", "adam"), action="append")
+    ap.add_argument("--sizes", choices=("chapter", "large"), action="append",
+                    help="size sets to run (default: both)")
     args = ap.parse_args()
-    sizes = SIZES["smoke" if args.smoke else "full"]
+    size_sets = ["smoke"] if args.smoke else (args.sizes or ["chapter", "large"])
     repeats, seeds = (1, 2) if args.smoke else (args.repeats, args.seeds)
-    GLRL_D[0] = sizes["glrl"]["d"]
-    if args.smoke:
-        MARGIN_SIZES[0], ADAM_HIDDEN[0] = 16, 16
 
     print("## Engine versus straightforward loops\n")
     print(f"Median wall time over {repeats} repeats (range in brackets; the loop sweeps over "
           f"{max(1, repeats // 2)}), after compilation for the engine. {seeds} seeds per "
-          f"sweep; the Adam experiment sweeps them at {len(sizes['adam']['kappas'])} batch "
-          f"sizes. PyTorch runs with {torch.get_num_threads() if torch else '-'} thread "
-          f"(see the notes). {C.load()} at the start.\n")
+          f"sweep; the Adam experiment sweeps them at 2 batch sizes related by the "
+          f"square-root rule. Two size sets: **chapter**, the sizes the chapters run at "
+          f"`quick` scale, and **large**, bigger problems where a step's arithmetic "
+          f"starts to outweigh its overhead. PyTorch runs with "
+          f"{torch.get_num_threads() if torch else '-'} thread (see the notes). "
+          f"{C.load()} at the start.\n")
     if torch is None:
         print(C.TORCH_MISSING + "\n")
     rows, check_rows, first_rows = [], [], []
     failed = []
-    for name in args.only or ("glrl", "margin", "adam"):
-        r, checks, extra = experiment(name, sizes[name], seeds, repeats,
-                                      single=not args.smoke)
-        rows += r
-        for lname, le, pe in checks:
-            ok = max(le, pe) <= TOL[name]
-            failed += [] if ok else [f"{name}/{lname}"]
-            check_rows.append([f"{name}: {lname} vs engine", f"{le:.1e}", f"{pe:.1e}",
-                               f"{TOL[name]:.0e}", "yes" if ok else "**NO**"])
-        t = extra["times"]
-        one = [C.seconds(extra["first_one"]), C.seconds(t[("engine", 1)])] \
-            if ("engine", 1) in t else ["-", "-"]
-        first_rows.append([name, *one, C.seconds(extra["first_sweep"]),
-                           C.seconds(t[("engine", seeds)])])
+    for size_set in size_sets:
+        for name in args.only or ("glrl", "margin", "adam"):
+            sizes = SIZES[size_set][name]
+            label = f"{name} ({size_set})"
+            r, checks, extra = experiment(name, sizes, seeds, repeats,
+                                          single=not args.smoke)
+            rows += [[f"{label}{row[0][len(name):]}", *row[1:]] for row in r]
+            for lname, le, pe in checks:
+                ok = max(le, pe) <= TOL[name]
+                failed += [] if ok else [f"{label}/{lname}"]
+                check_rows.append([f"{label}: {lname} vs engine", f"{le:.1e}", f"{pe:.1e}",
+                                   f"{TOL[name]:.0e}", "yes" if ok else "**NO**"])
+            t = extra["times"]
+            one = [C.seconds(extra["first_one"]), C.seconds(t[("engine", 1)])] \
+                if ("engine", 1) in t else ["-", "-"]
+            first_rows.append([label, *one, C.seconds(extra["first_sweep"]),
+                               C.seconds(t[("engine", seeds)])])
+    print("Sizes: " + "; ".join(
+        f"**{ss}**: " + ", ".join(f"{n} {SIZES[ss][n]}" for n in (args.only or SIZES[ss]))
+        for ss in size_sets) + ".\n")
     print(C.table(["figure", "loop", "engine", "speedup (loop / engine)"], rows))
     print()
     print("Agreement over every seed of the sweep (max relative difference of the logged "
