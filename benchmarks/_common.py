@@ -7,6 +7,7 @@ and tables whose first column is ``figure``.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import pathlib
@@ -132,3 +133,13 @@ def torch_or_none():
 
 TORCH_MISSING = ("PyTorch is not installed (it is the optional `bench` extra: "
                  "`pip install -e '.[bench]'`), so the PyTorch columns are skipped.")
+
+
+def notebook_parser(doc: str, smoke_help: str) -> argparse.ArgumentParser:
+    """The arguments of the scripts that execute the book's notebooks: the notebooks
+    (default: every notebook of ``_toc.yml``) and ``--smoke``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("notebooks", nargs="*", type=pathlib.Path,
+                    help="notebooks to run (default: every notebook in _toc.yml)")
+    ap.add_argument("--smoke", action="store_true", help=smoke_help)
+    return ap

@@ -6,16 +6,21 @@ jupyter cache, no JAX compilation cache: cold), with the environment of the book
 widget also renders its static twin, as in ``make book``). For each chapter: the time
 from starting the kernel to the end of its last cell, the number of XLA compilations and
 the seconds spent tracing, lowering and compiling them (from ``jax.monitoring``), and
-its slowest cell. The book's time is the sum of its chapters, run one after another as
-the book build runs them (Sphinx's own time is not included).
+its slowest cell. The book's time is measured twice: as the sum of its chapters run one
+after another, and as ``make book`` executes them (``tools/execute_notebooks.py``, one
+process per core, into an empty jupyter cache). Sphinx's own time is not included.
 
 Usage: python benchmarks/book.py [--repeats N] [--smoke] [NOTEBOOK ...]
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import pathlib
+import subprocess
+import sys
+import tempfile
+import time
 
 import _common as C
 import _nbexec as X
@@ -25,12 +30,8 @@ ENV = {"DLTHEORY_SCALE": "quick", "DLTHEORY_PROGRESS": "0", "DLTHEORY_STATIC_TWI
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("notebooks", nargs="*", type=pathlib.Path,
-                    help="notebooks to run (default: every notebook in _toc.yml)")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--smoke", action="store_true",
-                    help="a tiny generated notebook, once (checks the machinery)")
+    ap = C.notebook_parser(__doc__, "a tiny generated notebook, once (checks the machinery)")
+    ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     if args.smoke:
         notebooks, repeats = [X.smoke_notebook()], 1
@@ -62,10 +63,35 @@ def main() -> None:
                  "", "", "", ""])
     print(C.table(["figure", "cold time", "kernel start", "XLA compilations",
                    "compile time", "compile share", "widgets", "slowest cell (max)"], rows))
-    verdict = "met" if C.med(book) < TARGET_BOOK_S else \
-        f"MISSED by {C.med(book) - TARGET_BOOK_S:.0f} s ({C.med(book) / TARGET_BOOK_S:.2f}x)"
-    print(f"\nTarget: whole book under {TARGET_BOOK_S:.0f} s on 2 CPU cores, cold: "
-          f"{C.seconds(book)}, {verdict}.")
+    print()
+    if args.smoke or args.notebooks:
+        serial = C.med(book)
+        print(f"Target: whole book under {TARGET_BOOK_S:.0f} s on 2 CPU cores, cold: "
+              f"{C.seconds(book)} one after another, {_verdict(serial)}.")
+        return
+    # what `make book` does: every notebook, one process per core, into an empty cache
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(C.ROOT / "tools" / "execute_notebooks.py"),
+                               "--cache", str(pathlib.Path(tmp) / "cache")],
+                              env={**os.environ, **ENV}, cwd=C.ROOT, capture_output=True,
+                              text=True)
+        parallel = time.perf_counter() - t0
+    if proc.returncode:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
+        raise SystemExit("tools/execute_notebooks.py failed")
+    print(f"The whole book as `make book` executes it (`tools/execute_notebooks.py`: every "
+          f"notebook, one process per core, into an empty jupyter cache): "
+          f"**{parallel:.0f} s**; one after another (the table): {C.seconds(book)}.\n")
+    print(f"Target: whole book under {TARGET_BOOK_S:.0f} s on 2 CPU cores, cold: "
+          f"{parallel:.0f} s as built, {_verdict(parallel)}; one after another "
+          f"{_verdict(C.med(book))}.")
+
+
+def _verdict(seconds: float) -> str:
+    if seconds < TARGET_BOOK_S:
+        return "met"
+    return f"MISSED by {seconds - TARGET_BOOK_S:.0f} s ({seconds / TARGET_BOOK_S:.2f}x)"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import _common as C  # noqa: F401  (puts this checkout's src/ on sys.path)
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx

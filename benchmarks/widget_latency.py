@@ -22,8 +22,6 @@ Usage: python benchmarks/widget_latency.py [--rounds N] [--smoke] [NOTEBOOK ...]
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 import statistics
 
 import _common as C
@@ -100,13 +98,9 @@ print("@@BENCH@@" + _bjson.dumps({**_BENCH, "widgets": [
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("notebooks", nargs="*", type=pathlib.Path,
-                    help="notebooks to run (default: every notebook in _toc.yml)")
+    ap = C.notebook_parser(__doc__, "a tiny generated notebook with one widget, one round")
     ap.add_argument("--rounds", type=int, default=2,
                     help="times each control is moved through its range")
-    ap.add_argument("--smoke", action="store_true",
-                    help="a tiny generated notebook with one widget, one round")
     args = ap.parse_args()
     if args.smoke:
         notebooks, rounds = [X.smoke_notebook()], 1

@@ -6,11 +6,15 @@ hold yet, one process per core (jupyter-cache's `local-parallel` executor), so t
 that follows finds them all cached. Environment variables (DLTHEORY_SCALE,
 DLTHEORY_PROGRESS, DLTHEORY_STATIC_TWINS) reach the kernels as in the build.
 
-Usage: python tools/execute_notebooks.py        (exit status 1 if a notebook fails)
+Usage: python tools/execute_notebooks.py [--cache DIR]   (exit status 1 if a notebook fails)
+
+``--cache`` executes into another jupyter cache than the build's (the benchmarks time a
+cold book with an empty one).
 """
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import re
 import sys
@@ -30,8 +34,12 @@ def main() -> int:
     from jupyter_cache import get_cache
     from jupyter_cache.executors import load_executor
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=pathlib.Path, default=None,
+                    help="jupyter cache folder (default: the one _config.yml names)")
+    args = ap.parse_args()
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]
-    cache = get_cache(str(ROOT / config["cache"]))
+    cache = get_cache(str(args.cache if args.cache else ROOT / config["cache"]))
     notebooks = [str(p) for p in toc_notebooks()]
     for uri in notebooks:
         cache.add_nb_to_project(uri)

@@ -77,7 +77,7 @@ def rules_figure(res: RuleResult, kappa: int, rule: str, fig: Any = None):
     for j in range(1, len(ks)):
         if j != i:
             ax.semilogy(c.x, c.train_loss[j], color="0.8", lw=1)
-    gap = float(np.nanmax(np.abs(np.log(c.train_loss[i]) - np.log(c.train_loss[0]))))
+    gap = c.max_log_gap(reference=0, setting=i)
     ax.semilogy(c.x, c.train_loss[i], "o-", color="#d1495b", ms=4,
                 label=f"B = {cfg.batch_size}: lr {cfg.lr:.2g}, b1 {cfg.b1:.3g}, "
                       f"b2 {cfg.b2:.4g}, eps {cfg.eps:.2g}")
