@@ -49,3 +49,79 @@ def test_figure_validates_its_layout():
         plotting.figure(0)
     with pytest.raises(ValueError, match="`height` must be a finite number > 0"):
         plotting.figure(height=-1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Redraws: kept axes and a kept layout, only while everything still fits its room
+# --------------------------------------------------------------------------------------
+
+
+def _draw_setting(fig, scale, title, legend=False):
+    """Two panels whose tick labels, title and legend change with the setting."""
+    fig, (a, b) = plotting.figure(2, width=8, height=3.5,
+                                  reuse="detached" if fig is None else fig)
+    x = np.linspace(0, 1, 50)
+    a.plot(x, scale * x, label="line")
+    b.plot(x, scale * x**2)
+    a.set(title=title, xlabel="x", ylabel="value")
+    if legend:
+        a.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"scale = {scale:g}")
+    return fig
+
+
+def _boxes(fig):
+    """Each axes' decorations, as the layout sees them, after a draw."""
+    r = fig.canvas.get_renderer()
+    return [ax.get_tightbbox(r) for ax in fig.axes]
+
+
+def _overlap(p, q, tol=1.0):
+    return (min(p.x1, q.x1) - max(p.x0, q.x0) > tol) and (min(p.y1, q.y1) - max(p.y0, q.y0) > tol)
+
+
+def test_redraw_keeps_axes_and_layout_while_it_fits():
+    fig = _draw_setting(None, 1.0, "short")
+    plotting.draw(fig)
+    axes, positions = list(fig.axes), [ax.get_position().bounds for ax in fig.axes]
+    ticks = fig.axes[1].yaxis.majorTicks[0]
+    fig = _draw_setting(fig, 2.0, "short")  # same labels' widths: the layout is kept
+    plotting.draw(fig)
+    assert fig.axes == axes and fig.axes[1].yaxis.majorTicks[0] is ticks
+    assert [ax.get_position().bounds for ax in fig.axes] == positions
+    assert fig.axes[0].get_title() == "short" and fig._suptitle.get_text() == "scale = 2"
+
+
+def test_redraw_runs_the_layout_again_when_something_outgrows_its_room():
+    fig = _draw_setting(None, 1.0, "short")
+    plotting.draw(fig)
+    positions = [ax.get_position().bounds for ax in fig.axes]
+    for scale, title, legend in [(1e5, "short", False), (3.0, "a much longer title here", False),
+                                 (3.0, "short", True), (1e-3, "short", False)]:
+        fig = _draw_setting(fig, scale, title, legend)
+        plotting.draw(fig)
+        boxes = _boxes(fig)
+        assert not _overlap(*boxes), (scale, title, legend)  # nothing runs into the other panel
+        for box in boxes:  # nor out of the figure
+            assert box.x0 >= -1 and box.y0 >= -1
+            assert box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1
+    assert [ax.get_position().bounds for ax in fig.axes] != positions  # it did move
+
+
+def test_redraw_with_a_new_grid_or_without_keeping_makes_new_axes(monkeypatch):
+    fig = _draw_setting(None, 1.0, "t")
+    plotting.draw(fig)
+    old = list(fig.axes)
+    fig2, ax = plotting.figure(1, width=8, height=3.5, reuse=fig)  # one panel now
+    assert fig2 is fig and fig.axes == [ax] and ax not in old
+    monkeypatch.setattr(plotting, "KEEP_AXES_ON_REUSE", False)
+    fig3, ax3 = plotting.figure(1, width=8, height=3.5, reuse=fig)
+    assert fig.axes == [ax3] and ax3 is not ax
+
+
+def test_redraw_removes_what_the_last_draw_added_on_top_of_the_grid():
+    fig = _draw_setting(None, 1.0, "t")
+    fig.axes[0].twinx()
+    fig.text(0.5, 0.01, "note")
+    fig = _draw_setting(fig, 1.0, "t")
+    assert len(fig.axes) == 2 and [t.get_text() for t in fig.texts] == ["scale = 1"]

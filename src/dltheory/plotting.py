@@ -17,7 +17,7 @@ import numpy as np
 
 from dltheory import validation as V
 
-__all__ = ["STYLE", "use_style", "style", "figure", "curves", "sweep_curves", "mark_diverged",
+__all__ = ["STYLE", "use_style", "style", "figure", "draw", "curves", "sweep_curves", "mark_diverged",
            "colors"]
 
 #: The matplotlib rcParams of the book's figures, large enough to read on a laptop screen.
@@ -97,13 +97,185 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
 
             fig = Figure(figsize=(width, height), layout="constrained")
             FigureCanvasAgg(fig)
+            axes = _new_grid(fig, nrows, ncols, kwargs)
         else:
             fig = reuse
-            fig.clear()
-            fig.set_size_inches(width, height)
-        axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+            axes = _reused_grid(fig, width, height, nrows, ncols, kwargs)
     axes = axes[0, 0] if axes.size == 1 else (axes[0] if nrows == 1 else axes)
     return fig, axes
+
+
+#: ``False`` turns off keeping a redrawn figure's axes and tick objects (benchmarks and
+#: the test comparing both paths).
+KEEP_AXES_ON_REUSE = True
+
+
+def _new_grid(fig, nrows: int, ncols: int, kwargs: dict) -> np.ndarray:
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+    fig._dltheory_grid = ((nrows, ncols, repr(sorted(kwargs.items()))), axes)
+    fig._dltheory_layout = None
+    for ax in axes.flat:
+        for axis in ax._axis_map.values():
+            _record_drawn_ticks(axis)
+    return axes
+
+
+def _record_drawn_ticks(axis) -> None:
+    """Make ``axis`` remember the ticks its last draw drew (for :func:`draw`)."""
+    update = axis._update_ticks
+
+    def recorded():
+        ticks = update()
+        axis._dltheory_drawn_ticks = ticks
+        return ticks
+
+    axis._update_ticks = recorded
+    axis._dltheory_drawn_ticks = []
+
+
+def _decorations(ax, renderer):
+    """The box around everything ``ax`` drew outside its own frame: titles, axis labels,
+    the tick labels it drew, the legend and its texts (as of its last draw)."""
+    from matplotlib.transforms import Bbox
+
+    texts = [ax.title, ax._left_title, ax._right_title]
+    for axis in ax._axis_map.values():
+        texts += [axis.label, axis.offsetText]
+        for tick in getattr(axis, "_dltheory_drawn_ticks", []):
+            texts += [tick.label1, tick.label2]
+    texts += list(ax.texts)
+    boxes = [ax.bbox]
+    boxes += [t.get_window_extent(renderer) for t in texts
+              if t.get_visible() and t.get_text() and t.get_in_layout()]
+    legend = ax.get_legend()
+    if legend is not None and legend.get_visible():
+        boxes.append(legend.get_window_extent(renderer))
+    return Bbox.union(boxes)
+
+
+def draw(fig) -> None:
+    """Draw ``fig`` on its Agg canvas; a redraw keeps the last layout when it still fits.
+
+    A figure redrawn through ``figure(reuse=fig)`` keeps its axes (see
+    :func:`figure`). Its constrained layout, most of the rest of a redraw, is then kept
+    from the last draw that ran it, as long as what was drawn still fits the room that
+    layout made: everything each axes draws around its frame (titles, labels, the tick
+    labels drawn, the legend) inside the box it filled then, and each figure-level text
+    (a suptitle) inside the band of the figure's width it filled then. When something
+    outgrows its room (a longer tick label, a new legend), or the figure gained axes or
+    texts, the figure is drawn again with the layout run. Any other figure is drawn as
+    usual.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    grid = getattr(fig, "_dltheory_grid", None)
+    engine = fig.get_layout_engine()
+    if grid is None or engine is None or not KEEP_AXES_ON_REUSE:
+        canvas.draw()
+        return
+    axes = list(grid[1].flat)
+    ref = getattr(fig, "_dltheory_layout", None)
+    simple = set(fig.axes) == set(axes) and not fig.legends and not fig.subfigs
+    if simple and ref is not None and ref[0] == (fig.dpi, len(fig.texts)):
+        # the layout also places the suptitle and the figure's x and y labels
+        for label, pos in zip(_SUPLABELS, ref[2]):
+            text = getattr(fig, label)
+            if pos is not None and getattr(text, "_autopos", False):
+                text.set_position(pos)
+        fig.set_layout_engine("none")
+        try:
+            canvas.draw()
+        finally:
+            fig.set_layout_engine(engine)
+        if _fits(fig, axes, canvas.get_renderer(), ref[1]):
+            return
+    canvas.draw()
+    fig._dltheory_layout = None
+    if simple:
+        fig._dltheory_layout = (
+            (fig.dpi, len(fig.texts)), _rooms(fig, axes, canvas.get_renderer()),
+            [None if getattr(fig, label) is None else getattr(fig, label).get_position()
+             for label in _SUPLABELS])
+
+
+_SUPLABELS = ("_suptitle", "_supxlabel", "_supylabel")
+
+
+def _figure_texts(fig, renderer) -> list:
+    return [t.get_window_extent(renderer) if t.get_visible() and t.get_text() else None
+            for t in fig.texts]
+
+
+def _rooms(fig, axes, renderer) -> tuple[list, list]:
+    """Each axes' decorations box, and for each figure text the full-width band it is in."""
+    from matplotlib.transforms import Bbox
+
+    bands = [None if b is None else Bbox([[fig.bbox.x0, b.y0], [fig.bbox.x1, b.y1]])
+             for b in _figure_texts(fig, renderer)]
+    return [_decorations(ax, renderer) for ax in axes], bands
+
+
+def _fits(fig, axes, renderer, rooms) -> bool:
+    ax_rooms, bands = rooms
+    if not all(_inside(_decorations(ax, renderer), room) for ax, room in zip(axes, ax_rooms)):
+        return False
+    for box, band in zip(_figure_texts(fig, renderer), bands):
+        if box is not None and (band is None or not _inside(box, band)):
+            return False
+    return True
+
+
+def _inside(box, room, tol: float = 0.5) -> bool:
+    return (box.x0 >= room.x0 - tol and box.y0 >= room.y0 - tol
+            and box.x1 <= room.x1 + tol and box.y1 <= room.y1 + tol)
+
+
+def _reused_grid(fig, width: float, height: float, nrows: int, ncols: int,
+                 kwargs: dict) -> np.ndarray:
+    """Clear a detached figure for a redraw, keeping its axes when the grid is the same.
+
+    A fresh axes builds every tick (two lines, a grid line and two labels each; a log
+    axis has dozens) on its first draw, which was most of a widget's redraw. Here each
+    axes of the same grid is cleared with ``Axes.clear`` (limits, scales, labels,
+    locators, artists: everything a new axes resets) but keeps its tick objects, which
+    the next draw moves and relabels; axes added on top of the grid (twins, colorbars)
+    are removed. The picture is the one a fresh figure gives (tested on every widget).
+    """
+    grid = getattr(fig, "_dltheory_grid", None)
+    same = (KEEP_AXES_ON_REUSE and grid is not None
+            and grid[0] == (nrows, ncols, repr(sorted(kwargs.items())))
+            and tuple(fig.get_size_inches()) == (width, height)
+            and all(ax.figure is fig for ax in grid[1].flat))
+    if not same:
+        fig.clear()
+        fig.set_size_inches(width, height)
+        return _new_grid(fig, nrows, ncols, kwargs)
+    keep = set(grid[1].flat)
+    if fig.subfigs or any(ax not in keep for ax in fig.axes):
+        # twins, colorbars, subfigures: clear like Figure.clear, keeping the grid's axes
+        for sub in fig.subfigs:
+            sub.clear()
+        fig.subfigs = []
+        for ax in list(fig.axes):
+            if ax not in keep:
+                ax.clear()
+                fig.delaxes(ax)
+    # the figure-level artists, as Figure.clear resets them
+    fig.artists, fig.lines, fig.patches, fig.texts, fig.images, fig.legends = \
+        [], [], [], [], [], []
+    fig._suptitle = fig._supxlabel = fig._supylabel = None
+    fig.suppressComposite = None
+    for ax in grid[1].flat:
+        ticks = [(axis, axis.__dict__.get("majorTicks"), axis.__dict__.get("minorTicks"))
+                 for axis in ax._axis_map.values()]
+        ax.clear()
+        for axis, major, minor in ticks:
+            if major is not None:
+                axis.majorTicks = major
+            if minor is not None:
+                axis.minorTicks = minor
+    return grid[1]
 
 
 def colors(n: int, cmap: str = "viridis") -> list:
