@@ -125,3 +125,20 @@ def test_redraw_removes_what_the_last_draw_added_on_top_of_the_grid():
     fig.text(0.5, 0.01, "note")
     fig = _draw_setting(fig, 1.0, "t")
     assert len(fig.axes) == 2 and [t.get_text() for t in fig.texts] == ["scale = 1"]
+
+
+def test_math_text_parses_are_cached_beyond_matplotlibs_50():
+    from matplotlib import mathtext
+
+    assert plotting._enlarge_mathtext_cache()  # this matplotlib has the cache
+    info = mathtext.MathTextParser._parse_cached.cache_info()
+    assert info.maxsize >= plotting.MATHTEXT_CACHE_SIZE
+    fig, ax = plotting.figure(reuse="detached")
+    labels = [f"$10^{{{k}}}$" for k in range(-40, 40)]  # more than 50 distinct parses
+    for label in labels:
+        ax.text(0.5, 0.5, label)
+    fig.canvas.draw()
+    before = mathtext.MathTextParser._parse_cached.cache_info()
+    fig.canvas.draw()  # the second draw parses nothing again
+    after = mathtext.MathTextParser._parse_cached.cache_info()
+    assert after.misses == before.misses

@@ -8,6 +8,7 @@ which draw ``"diverged at step k"`` on a run that diverged instead of a broken l
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -61,6 +62,35 @@ def style() -> Iterator[None]:
 
 
 use_style()
+
+#: Entries of matplotlib's cache of parsed math text (its default is 50).
+MATHTEXT_CACHE_SIZE = 2048
+
+
+def _enlarge_mathtext_cache(size: int = MATHTEXT_CACHE_SIZE) -> bool:
+    """Give matplotlib's math-text parser a larger cache; ``False`` if it has no such cache.
+
+    Log axes label their ticks with math text (``$\\mathdefault{10^{-3}}$``). A widget's
+    figure with a few log panels shows more distinct labels, in two renderings (one to
+    measure, one to draw), than the 50 parses matplotlib keeps, so every redraw parsed
+    them all again with pyparsing: a quarter of a redraw in the scale-invariance
+    chapter's widget. The parses are a few kilobytes each. This wraps a private matplotlib
+    method (``MathTextParser._parse_cached``, an ``functools.lru_cache``) with a larger
+    cache and does nothing if a matplotlib release no longer has it.
+    """
+    from matplotlib import mathtext
+
+    cached = getattr(mathtext.MathTextParser, "_parse_cached", None)
+    inner = getattr(cached, "__wrapped__", None)
+    if inner is None or not hasattr(cached, "cache_info"):
+        return False
+    if cached.cache_info().maxsize is None or cached.cache_info().maxsize >= size:
+        return True
+    mathtext.MathTextParser._parse_cached = functools.lru_cache(size)(inner)
+    return True
+
+
+_enlarge_mathtext_cache()
 
 
 def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
@@ -269,13 +299,25 @@ def _reused_grid(fig, width: float, height: float, nrows: int, ncols: int,
     for ax in grid[1].flat:
         ticks = [(axis, axis.__dict__.get("majorTicks"), axis.__dict__.get("minorTicks"))
                  for axis in ax._axis_map.values()]
-        ax.clear()
-        for axis, major, minor in ticks:
-            if major is not None:
-                axis.majorTicks = major
-            if minor is not None:
-                axis.minorTicks = minor
+        for axis, _, _ in ticks:
+            # Axis.clear would replace the tick lists and build a first tick of each at
+            # once; the kept lists are put back below (Axes.clear gives the kept ticks
+            # its new patch as their clip path)
+            axis.reset_ticks = _no_tick_reset
+        try:
+            ax.clear()
+        finally:
+            for axis, major, minor in ticks:
+                del axis.reset_ticks
+                if major is not None:
+                    axis.majorTicks = major
+                if minor is not None:
+                    axis.minorTicks = minor
     return grid[1]
+
+
+def _no_tick_reset() -> None:
+    pass
 
 
 def colors(n: int, cmap: str = "viridis") -> list:

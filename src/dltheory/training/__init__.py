@@ -8,7 +8,9 @@ How a run is laid out:
 - the loss is ``loss_fn(params, batch) -> scalar`` on a parameter pytree, or
   ``loss_fn(model, batch)`` on a ``flax.nnx`` module (split into graphdef and state);
 - a batch source gives the batch of step ``k`` as ``batches.sample(key, k)`` on device
-  (see :mod:`dltheory.data`); any other pytree is used as the full batch at every step;
+  (see :mod:`dltheory.data`); any other pytree is used as the full batch at every step.
+  A source may also prepare a whole chunk at once (``plan``/``take``, see
+  :func:`dltheory.data.plan_batches`): minibatches draw each epoch's permutation once;
 - the steps run as ``lax.scan`` loops under ``jit``, in chunks: Python only sees chunk
   boundaries, where it updates the progress bar and checks for divergence;
 - every ``log_every`` steps the loss (and ``metrics(params, eval_data)``) is recorded on
