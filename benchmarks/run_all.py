@@ -6,6 +6,7 @@ date and the load before and after, and appends ``benchmarks/NOTES.md`` (the
 hand-written reading of the numbers: which targets are missed, by how much, and why).
 
 Usage: python benchmarks/run_all.py [--smoke] [--only NAME ...] [--output PATH]
+       python benchmarks/run_all.py --notes-only   (after editing NOTES.md)
        [-- extra arguments are not forwarded; run a script alone to pass its own]
 """
 
@@ -50,7 +51,19 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="every script at tiny sizes")
     ap.add_argument("--only", choices=SCRIPTS, action="append")
     ap.add_argument("--output", type=pathlib.Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--notes-only", action="store_true",
+                    help="run nothing: replace the notes at the end of the results file "
+                         "with benchmarks/NOTES.md as it is now")
     args = ap.parse_args()
+    if args.notes_only:
+        text = args.output.read_text()
+        notes = (HERE / "NOTES.md").read_text().strip()
+        head = notes.splitlines()[0]
+        if head not in text:
+            raise SystemExit(f"{args.output} has no notes section starting {head!r}")
+        args.output.write_text(text[:text.index(head)] + notes + "\n")
+        print(f"rewrote the notes of {args.output}", file=sys.stderr)
+        return 0
     load_before = C.load()
     machine = C.machine()
     sections, failed = [], []
