@@ -37,6 +37,8 @@ __all__ = [
     "FullBatch",
     "Minibatches",
     "is_batch_source",
+    "plan_batches",
+    "take_batch",
     "quadratic",
     "linear_regression",
 ]
@@ -340,7 +342,8 @@ class Minibatches:
     def plan(self, key: jax.Array, start: jax.Array, length: int) -> jax.Array:
         """The example indices of steps ``start, ..., start + length - 1``, shape
         ``(length, batch_size)``, drawing each epoch's permutation once (see
-        :func:`plan_batches`). The same indices :meth:`sample` takes, step by step."""
+        :func:`dltheory.data.plan_batches`). The same indices ``sample`` takes, step by
+        step."""
         per_epoch = self.steps_per_epoch
         steps = start + jnp.arange(length, dtype=jnp.asarray(start).dtype)
         n_epochs = (length - 1) // per_epoch + 2  # the most epochs `length` steps can touch

@@ -470,7 +470,7 @@ class EquilibriumResult:
 
         Args:
           values: a per-run array with axes ``(n_configs, n_seeds, n_log, ...)``, e.g.
-            :attr:`effective_lr` or :attr:`test_accuracy`.
+            ``effective_lr`` or ``test_accuracy``.
           start: the first step counted (e.g. ``5 / (eta lambda)``, once equilibrium
             has been reached).
 
