@@ -26,6 +26,7 @@ Usage: python benchmarks/loops.py [--repeats N] [--seeds S] [--smoke]
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import _common as C  # noqa: E402  (puts this checkout's src/ on sys.path)
@@ -66,12 +67,8 @@ def glrl_problem(d: int, rank: int = 3, p: float = 0.5, seed: int = 0) -> dict:
 GLRL_INIT = 1e-3
 
 
-def glrl_init(key):
-    d = GLRL_D[0]
+def glrl_init(key, d):
     return GLRL_INIT * jax.random.normal(key, (d, d), jnp.float64)
-
-
-GLRL_D = [30]  # set from the sizes before any init is traced
 
 
 def glrl_loss(u, prob):
@@ -127,11 +124,7 @@ def margin_problem(n: int, d: int, seed: int = 0) -> dict:
     return {"x": x[keep], "y": y[keep]}
 
 
-MARGIN_SIZES = [100, 20]  # width m, input d
-
-
-def margin_init(key):
-    m, d = MARGIN_SIZES
+def margin_init(key, m, d):
     k1, k2 = jax.random.split(key)
     return {"w": jax.random.normal(k1, (m, d), jnp.float64) / np.sqrt(d),
             "a": jax.random.normal(k2, (m,), jnp.float64) / np.sqrt(m)}
@@ -188,11 +181,7 @@ def margin_torch(params, prob, lr, steps, log_every):
 # Adam scaling rule: minibatch Adam on a digits MLP, over seeds
 # --------------------------------------------------------------------------------------
 
-ADAM_HIDDEN = [64]
-
-
-def adam_init(key):
-    h = ADAM_HIDDEN[0]
+def adam_init(key, h):
     k1, k2 = jax.random.split(key)
     return {"w1": jax.random.normal(k1, (64, h), jnp.float32) / np.float32(8.0),
             "b1": jnp.zeros((h,), jnp.float32),
@@ -305,18 +294,12 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
     ``single=False`` skips the one-run timings (the smoke test: fewer compilations).
     """
     steps, log_every = sizes["steps"], sizes["log_every"]
-    # the init functions read their shapes from these (they are traced with the key only)
-    if name == "glrl":
-        GLRL_D[0] = sizes["d"]
-    if name == "margin":
-        MARGIN_SIZES[:] = [sizes["width"], sizes["d"]]
-    if name == "adam":
-        ADAM_HIDDEN[0] = sizes["hidden"]
     if name == "glrl":
         prob = glrl_problem(sizes["d"])
         batches = {k: jnp.asarray(v) for k, v in prob.items()}
         configs = [({"learning_rate": sizes["lr"]}, None)]
-        init, loss = glrl_init, glrl_loss
+        # a new function object per size: the engine caches compiled code per function
+        init, loss = functools.partial(glrl_init, d=sizes["d"]), glrl_loss
         loops = {"NumPy": lambda p0, hp, _s: glrl_numpy(p0, prob, hp["learning_rate"],
                                                         steps, log_every),
                  "PyTorch": lambda p0, hp, _s: glrl_torch(p0, prob, hp["learning_rate"],
@@ -327,7 +310,8 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
         prob = margin_problem(sizes["n"], sizes["d"])
         batches = {k: jnp.asarray(v) for k, v in prob.items()}
         configs = [({"learning_rate": sizes["lr"]}, None)]
-        init, loss = margin_init, margin_loss
+        init = functools.partial(margin_init, m=sizes["width"], d=sizes["d"])
+        loss = margin_loss
         loops = {"NumPy": lambda p0, hp, _s: margin_numpy(p0, prob, hp["learning_rate"],
                                                           steps, log_every),
                  "PyTorch": lambda p0, hp, _s: margin_torch(p0, prob, hp["learning_rate"],
@@ -341,7 +325,7 @@ def experiment(name: str, sizes: dict, seeds: int, repeats: int,
         configs = [(scaled_hparams(k), b0 * k) for k in sizes["kappas"]]
         idx_cache = {(s, b): batch_indices(s, len(dsn["y"]), b, steps)
                      for s in range(seeds) for _, b in configs}
-        init, loss = adam_init, adam_loss
+        init, loss = functools.partial(adam_init, h=sizes["hidden"]), adam_loss
         loops = {"NumPy": lambda p0, hp, sb: adam_numpy(p0, dsn, idx_cache[sb], hp, steps,
                                                         log_every),
                  "PyTorch": lambda p0, hp, sb: adam_torch(p0, dsn, idx_cache[sb], hp, steps,
@@ -437,6 +421,10 @@ SIZES = {
         "margin": {"n": 30, "d": 20, "width": 16, "steps": 40, "log_every": 10, "lr": 0.5},
         "adam": {"batch": 16, "hidden": 16, "kappas": (1,), "steps": 20, "log_every": 10},
     },
+    # a second smoke size, so the smoke test runs one experiment at two sizes in a process
+    "smoke, other size": {
+        "glrl": {"d": 6, "steps": 40, "log_every": 10, "lr": 0.05},
+    },
 }
 # agreement tolerances (relative): float64 runs agree to rounding, float32 Adam to 1e-3
 TOL = {"glrl": 1e-8, "margin": 1e-8, "adam": 1e-3}
@@ -451,7 +439,8 @@ def main() -> int:
     ap.add_argument("--sizes", choices=("chapter", "large"), action="append",
                     help="size sets to run (default: both)")
     args = ap.parse_args()
-    size_sets = ["smoke"] if args.smoke else (args.sizes or ["chapter", "large"])
+    size_sets = (["smoke", "smoke, other size"] if args.smoke
+                 else (args.sizes or ["chapter", "large"]))
     repeats, seeds = (1, 2) if args.smoke else (args.repeats, args.seeds)
 
     print("## Engine versus straightforward loops\n")
@@ -469,6 +458,8 @@ def main() -> int:
     failed = []
     for size_set in size_sets:
         for name in args.only or ("glrl", "margin", "adam"):
+            if name not in SIZES[size_set]:
+                continue
             sizes = SIZES[size_set][name]
             label = f"{name} ({size_set})"
             r, checks, extra = experiment(name, sizes, seeds, repeats,
@@ -485,7 +476,8 @@ def main() -> int:
             first_rows.append([label, *one, C.seconds(extra["first_sweep"]),
                                C.seconds(t[("engine", seeds)])])
     print("Sizes: " + "; ".join(
-        f"**{ss}**: " + ", ".join(f"{n} {SIZES[ss][n]}" for n in (args.only or SIZES[ss]))
+        f"**{ss}**: " + ", ".join(f"{n} {SIZES[ss][n]}" for n in (args.only or SIZES[ss])
+                                  if n in SIZES[ss])
         for ss in size_sets) + ".\n")
     print(C.table(["figure", "loop", "engine", "speedup (loop / engine)"], rows))
     print()

@@ -6,6 +6,7 @@ date and the load before and after, and appends ``benchmarks/NOTES.md`` (the
 hand-written reading of the numbers: which targets are missed, by how much, and why).
 
 Usage: python benchmarks/run_all.py [--smoke] [--only NAME ...] [--output PATH]
+       python benchmarks/run_all.py --only NAME [--only NAME ...] --replace
        python benchmarks/run_all.py --notes-only   (after editing NOTES.md)
        [-- extra arguments are not forwarded; run a script alone to pass its own]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -46,11 +48,34 @@ def render(machine: str, load_before: str, load_after: str,
     return "\n".join(out)
 
 
+def replace_sections(text: str, sections: list[tuple[str, str, float, int]]) -> str:
+    """``text`` (a results file) with the sections of the scripts in ``sections`` replaced
+    by their new output; each says it was re-run, when, and under what load."""
+    for name, out, seconds, rc in sections:
+        trailer = re.search(rf"^_`benchmarks/{re.escape(name)}\.py` ran in .*$", text, re.M)
+        if trailer is None:
+            raise SystemExit(f"the results file has no section of {name}.py to replace")
+        # the section starts after the previous section's trailer line (or the header)
+        before = [m.end() for m in re.finditer(r"^_`benchmarks/.*$", text[:trailer.start()],
+                                               re.M)]
+        start = before[-1] if before else text.index("\n## ")
+        status = "" if rc == 0 else f" **(exit status {rc}: see its stderr)**"
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        block = (f"\n\n{out.strip()}\n\n_`benchmarks/{name}.py` ran in {seconds:.0f} s"
+                 f"{status}; re-run alone at {when} (`run_all.py --only {name} --replace`), "
+                 f"{C.load()} after it._")
+        text = text[:start] + block + text[trailer.end():]
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="every script at tiny sizes")
     ap.add_argument("--only", choices=SCRIPTS, action="append")
     ap.add_argument("--output", type=pathlib.Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--replace", action="store_true",
+                    help="with --only: re-run those scripts and replace their sections in "
+                         "the existing results file, keeping the others")
     ap.add_argument("--notes-only", action="store_true",
                     help="run nothing: replace the notes at the end of the results file "
                          "with benchmarks/NOTES.md as it is now")
@@ -78,6 +103,11 @@ def main() -> int:
             sys.stderr.write(proc.stderr[-4000:])
         print(f"  {name}: {seconds:.0f} s", file=sys.stderr, flush=True)
         sections.append((name, proc.stdout, seconds, proc.returncode))
+    if args.replace:
+        args.output.write_text(replace_sections(args.output.read_text(), sections))
+        print(f"replaced {', '.join(n for n, *_ in sections)} in {args.output}",
+              file=sys.stderr)
+        return 1 if failed else 0
     notes_path = HERE / "NOTES.md"
     notes = notes_path.read_text() if notes_path.exists() and not args.smoke else ""
     args.output.write_text(render(machine, load_before, C.load(), sections, notes))
