@@ -114,6 +114,10 @@ def test_redraw_with_a_new_grid_or_without_keeping_makes_new_axes(monkeypatch):
     old = list(fig.axes)
     fig2, ax = plotting.figure(1, width=8, height=3.5, reuse=fig)  # one panel now
     assert fig2 is fig and fig.axes == [ax] and ax not in old
+    ax.remove()  # a grid axes gone: the grid is built again
+    fig2, ax2 = plotting.figure(1, width=8, height=3.5, reuse=fig)
+    assert fig.axes == [ax2] and ax2 is not ax
+    ax = ax2
     monkeypatch.setattr(plotting, "KEEP_AXES_ON_REUSE", False)
     fig3, ax3 = plotting.figure(1, width=8, height=3.5, reuse=fig)
     assert fig.axes == [ax3] and ax3 is not ax
