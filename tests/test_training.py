@@ -398,3 +398,27 @@ def test_numpy_scalar_hyperparameters_are_injected():
 
 def _quad_loss_for_np_scalar(x, batch=None):
     return 0.5 * jnp.sum(x ** 2)
+
+
+@pytest.mark.parametrize("log_every,chunk_steps", [(1, None), (4, 8)])
+def test_minibatch_run_equals_a_plain_loop_over_sample(log_every, chunk_steps):
+    """The engine takes each chunk's batches from a plan (one permutation per epoch); the
+    run must be the plain loop that asks ``Minibatches.sample`` for every step's batch."""
+    x = jax.random.normal(jax.random.key(0), (10, 3))
+    ds = {"x": x, "y": x @ jnp.array([1.0, -2.0, 0.5])}
+    mb = data.Minibatches.of(ds, 3)  # 3 steps an epoch, one example left over
+    steps, lr, key = 24, 0.05, 7
+
+    def lsq(w, batch):
+        return jnp.mean((batch["x"] @ w - batch["y"]) ** 2)
+
+    res = train(lsq, jnp.zeros(3), optimizer(optax.sgd, learning_rate=lr), steps=steps,
+                batches=mb, key=key, log_every=log_every, chunk_steps=chunk_steps)
+    w, losses, k_ = jnp.zeros(3), [], jax.random.key(key)
+    for k in range(steps):
+        batch = mb.sample(k_, jnp.asarray(k))
+        if k % log_every == 0:
+            losses.append(float(lsq(w, batch)))
+        w = w - lr * jax.grad(lsq)(w, batch)
+    np.testing.assert_allclose(res["loss"][:-1], losses, rtol=1e-5)
+    np.testing.assert_allclose(res.params, w, rtol=1e-5, atol=1e-6)
