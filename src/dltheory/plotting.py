@@ -137,8 +137,8 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
     return fig, axes
 
 
-#: ``False`` turns off keeping a redrawn figure's axes and tick objects (benchmarks and
-#: the test comparing both paths).
+#: ``False`` turns off keeping a redrawn figure's axes, tick objects and layout (to
+#: compare the two paths, as a test does).
 KEEP_AXES_ON_REUSE = True
 
 
