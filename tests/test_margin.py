@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dltheory.compat import enable_x64
 from dltheory import margin as M
 from dltheory.margin import homogeneous as H
 from dltheory.margin import two_layer as T
@@ -117,7 +118,7 @@ def test_max_margin_linear_matches_sklearn_svc():
 
 
 def test_log_space_loss_has_no_underflow():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         q = jnp.array([1.0, 800.0, 1e5])
         val, g = jax.jit(jax.value_and_grad(M.log_loss))(q)
         assert np.isfinite(val) and np.all(np.isfinite(g))

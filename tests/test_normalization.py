@@ -8,6 +8,7 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dltheory.compat import enable_x64
 from dltheory import data as D
 from dltheory import models
 from dltheory import normalization as N
@@ -29,7 +30,7 @@ def _batch(n=32, dtype=jnp.float64):
        normalization=st.sampled_from(["layer", "batch"]))
 def test_claim_scale_invariance_and_orthogonality(seed, log_c, normalization):
     c = float(np.exp(log_c))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         batch = _batch()
         model = N.scale_invariant_mlp((64, 16, 16, 10), seed=seed,
                                       normalization=normalization)

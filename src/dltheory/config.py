@@ -1,21 +1,33 @@
-"""Scale presets: ``quick`` on a CPU, ``paper`` on a GPU or TPU.
+"""Scale presets: ``quick`` everywhere by default, ``paper`` when asked.
 
 Every experiment in the book has a small frozen dataclass of sizes with ``quick()`` and
 ``paper()`` constructors (subclass :class:`Preset`). :func:`scale` decides which one a
-chapter uses: ``paper`` when JAX sees a GPU or TPU, ``quick`` otherwise, and the
-environment variable ``DLTHEORY_SCALE=quick|paper`` overrides the choice.
+chapter uses: ``quick`` unless the environment variable ``DLTHEORY_SCALE=paper`` asks for
+the papers' sizes (``DLTHEORY_SCALE=quick`` states the default). ``quick`` is what every
+page of the book shows, on a CPU or a GPU alike, so a reader sees the first figure within
+a minute; each chapter's "Paper scale" section runs its ``paper`` preset when asked, with
+its time and memory stated before it runs.
+
+``DLTHEORY_MAX_STEPS=N`` caps the number of steps of a ``paper`` preset (see
+:meth:`Preset.capped`): every shape stays the paper's, so a short run exercises every code
+path of the long one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import subprocess
+import sys
 from typing import Literal, TypeVar
 
-__all__ = ["SCALES", "ENV_VAR", "scale", "backend", "Preset", "describe"]
+__all__ = ["SCALES", "ENV_VAR", "MAX_STEPS_VAR", "scale", "backend", "max_steps", "Preset",
+           "describe", "accelerator_warning"]
 
 SCALES = ("quick", "paper")
 ENV_VAR = "DLTHEORY_SCALE"
+MAX_STEPS_VAR = "DLTHEORY_MAX_STEPS"
 
 Scale = Literal["quick", "paper"]
 P = TypeVar("P", bound="Preset")
@@ -29,7 +41,7 @@ def backend() -> str:
 
 
 def scale() -> Scale:
-    """Return ``"quick"`` or ``"paper"``: the environment override, else by backend.
+    """Return ``"quick"`` or ``"paper"``: ``DLTHEORY_SCALE`` if set, else ``"quick"``.
 
     Raises:
       ValueError: if ``DLTHEORY_SCALE`` is set to anything but ``quick`` or ``paper``.
@@ -41,11 +53,87 @@ def scale() -> Scale:
             raise ValueError(f"environment variable {ENV_VAR} must be 'quick' or 'paper'; "
                              f"got {value!r}")
         return v  # type: ignore[return-value]
-    return "paper" if backend() in ("gpu", "tpu") else "quick"
+    return "quick"
+
+
+def max_steps() -> int | None:
+    """The step cap ``DLTHEORY_MAX_STEPS`` asks for, or None when it is unset.
+
+    Raises:
+      ValueError: if the variable is set to anything but a positive integer.
+    """
+    value = os.environ.get(MAX_STEPS_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(f"environment variable {MAX_STEPS_VAR} must be a positive integer; "
+                         f"got {value!r}")
+    return cap
+
+
+def _gpus_listed_by_nvidia_smi() -> list[str]:
+    """The GPUs ``nvidia-smi -L`` lists (empty when there is no such tool or no GPU)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [ln.strip() for ln in out.stdout.splitlines() if ln.strip().startswith("GPU")]
+
+
+def accelerator_warning(*, on_colab: bool | None = None, gpus: list[str] | None = None,
+                        jax_backend: str | None = None) -> str | None:
+    """A warning when a Colab runtime has a GPU that JAX does not use, else None.
+
+    That happens when jax, jaxlib and the CUDA plugin are of different versions (for
+    example after upgrading jax inside Colab): JAX then falls back to the CPU without an
+    error, and every run is many times slower than it should be.
+
+    Args:
+      on_colab: whether this is a Colab runtime (default: ``google.colab`` is importable).
+      gpus: the GPUs the driver lists (default: ``nvidia-smi -L``).
+      jax_backend: the platform JAX computes on (default: :func:`backend`).
+    """
+    if on_colab is None:
+        on_colab = "google.colab" in sys.modules or _importable("google.colab")
+    if not on_colab:
+        return None
+    gpus = _gpus_listed_by_nvidia_smi() if gpus is None else list(gpus)
+    if not gpus:
+        return None
+    jax_backend = backend() if jax_backend is None else jax_backend
+    if jax_backend != "cpu":
+        return None
+    import jax
+
+    return ("WARNING: this runtime has a GPU (" + gpus[0] + ") but JAX computes on the CPU. "
+            "The CUDA plugin does not match jax and jaxlib (jax " + jax.__version__ + "), "
+            "which happens when jax was upgraded in this runtime. Run "
+            "`!pip list | grep -i jax` to see the versions, then Runtime > Disconnect and "
+            "delete runtime to get Colab's own set back.")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def describe() -> str:
-    """One line for a notebook's setup cell: package version, backend, devices, scale."""
+    """A line for a notebook's setup cell: package version, backend, devices, scale.
+
+    On a Colab runtime whose GPU JAX does not see, a second line warns about it (see
+    :func:`accelerator_warning`).
+    """
     import jax
 
     from dltheory import __version__
@@ -55,9 +143,16 @@ def describe() -> str:
 
     devices = jax.devices()
     kind = devices[0].device_kind if devices else "none"
-    source = f"from {ENV_VAR}" if os.environ.get(ENV_VAR, "").strip() else "from the backend"
-    return (f"dltheory {__version__} | JAX {jax.__version__} on {backend()} "
-            f"({len(devices)} x {kind}) | scale: {scale()} ({source})")
+    if os.environ.get(ENV_VAR, "").strip():
+        source = f"from {ENV_VAR}"
+    else:
+        source = f"the default; {ENV_VAR}=paper runs the papers' sizes"
+    cap = max_steps()
+    capped = f" | paper presets capped at {cap} steps" if cap is not None else ""
+    line = (f"dltheory {__version__} | JAX {jax.__version__} on {backend()} "
+            f"({len(devices)} x {kind}) | scale: {scale()} ({source}){capped}")
+    warning = accelerator_warning()
+    return line if warning is None else line + "\n" + warning
 
 
 @dataclasses.dataclass(frozen=True)

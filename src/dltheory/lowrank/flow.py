@@ -10,7 +10,7 @@ Every factor starts at ``alpha * G`` with ``G`` i.i.d. standard normal, so the e
 matrix starts at size ``alpha^L``. Gradient flow on ``L(U) = f(W(U))`` is approximated
 by gradient descent with a small step ``lr`` (time ``t = k lr`` after ``k`` steps). The
 runs of a grid of init scales, seeds and step sizes are one vmapped, jitted
-``lax.scan`` in float64 (``jax.enable_x64`` is switched on only inside the call), so a
+``lax.scan`` in float64 (``dltheory.compat.enable_x64`` is switched on only inside the call), so a
 sweep of 32 points is one compiled program and a second sweep of the same shapes
 compiles nothing.
 """
@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.lowrank.problems import LowRankProblem
 
@@ -248,7 +249,7 @@ def gradient_flow(problem: LowRankProblem, *, init_scales: Any = 1e-3, seeds: An
     shapes = tuple(_shapes(d, width, depth, symmetric))
     per_seed = {int(k): init_noise(int(k), shapes) for k in seed_arr}
     noise = tuple(np.stack([per_seed[int(k)][i] for k in s]) for i in range(len(shapes)))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         logs, final, best, arg, div = _run(
             jnp.asarray(problem.data(), jnp.float64), jnp.asarray(problem.target, jnp.float64),
             jnp.asarray(refs, jnp.float64), jnp.asarray(a, jnp.float64),

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.lowrank.flow import FlowResult, _apply
 from dltheory.lowrank.problems import LowRankProblem
@@ -123,7 +124,7 @@ def glrl(problem: LowRankProblem, *, epsilon: float = 1e-10, tol: float = 1e-6,
     iterates, lams, losses, nsteps, gnorms = [], [], [], [], []
     stopped = "max_rank"
     w = np.zeros((d, d))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         data = jnp.asarray(problem.data(), jnp.float64)
         target = jnp.asarray(problem.target, jnp.float64)
         for _ in range(max_rank):

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dltheory.compat import enable_x64
 from dltheory import validation as V
 
 __all__ = [
@@ -339,7 +340,7 @@ def kkt_residual(margin_fn, params: Any, order: int) -> dict[str, float]:
     from scipy.optimize import nnls
 
     order = V.check_int("order", order, minimum=1)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
         flat, unravel = ravel_pytree(params)
         fq = lambda v: jnp.asarray(margin_fn(unravel(v)), jnp.float64)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.config import Preset
 from dltheory.margin.core import kkt_residual, smoothed_gap_bound
@@ -132,7 +133,7 @@ def robustness(params: list, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ``params`` may carry a leading axis of checkpoints (as recorded by a run); the result
     then has one value per checkpoint.
     """
-    with jax.enable_x64(True):
+    with enable_x64(True):
         p = [jnp.asarray(w, jnp.float64) for w in params]
         xx, yy = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         if p[0].ndim == 3:

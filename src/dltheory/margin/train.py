@@ -16,7 +16,7 @@ Two step-size rules (Lyu & Li 2020, Section 6, "loss-based learning rate"):
   (``2^{1/10}``). This is ``LossBasedLRv1`` of the official repository
   ``vfleaking/max-margin`` (``models/lr_schedulers.py``) applied once per full-batch step.
 
-All computation happens inside ``jax.enable_x64(True)`` scopes; the global flag is left
+All computation happens inside ``dltheory.compat.enable_x64()`` scopes; the global flag is left
 as it was.
 """
 
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.margin.core import LOSSES, log_loss
 
@@ -290,7 +291,7 @@ def train_margin(apply: Callable, params: Any, x: Any, y: Any, *, order: int,
     if margins is binary_margins:
         from dltheory.margin.core import check_binary_labels
         y = check_binary_labels(y)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         prog = _program(apply, margins, loss, order, steps // log_every, log_every,
                         bool(record_params), False, None)
         hp = {k: jnp.asarray(v, jnp.float64) for k, v in schedule.as_arrays().items()}
@@ -333,7 +334,7 @@ def train_margin_grid(apply: Callable, params: Any, x: Any, y: Any, *, order: in
     if margins is binary_margins:
         from dltheory.margin.core import check_binary_labels
         check_binary_labels(np.reshape(y, -1))
-    with jax.enable_x64(True):
+    with enable_x64(True):
         prog = _program(apply, margins, loss, order, steps // log_every, log_every,
                         bool(record_params), True, data_axis)
         hp = {k: jnp.asarray([s.as_arrays()[k] for s in schedules], jnp.float64)

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from dltheory.compat import x64_enabled
 from dltheory import validation as V
 from dltheory.models import NORMALIZATIONS, Frozen, normalize
 
@@ -132,7 +133,7 @@ def scale_invariant_mlp(sizes: Sequence[int] = (64, 128, 128, 10), *, seed: int 
     V.check_positive("head_scale", head_scale)
     seed = V.check_int("seed", seed, minimum=0)
     if dtype is None:
-        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        dtype = jnp.float64 if x64_enabled() else jnp.float32
     return ScaleInvariantMLP(sizes, rngs=nnx.Rngs(seed), normalization=normalization,
                              norm_eps=norm_eps, init_scale=init_scale, head_scale=head_scale,
                              dtype=dtype)

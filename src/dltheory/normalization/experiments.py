@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from dltheory.compat import enable_x64
 from dltheory import data as D
 from dltheory import validation as V
 from dltheory.config import Preset
@@ -146,7 +147,7 @@ def gradient_scaling(scales: Sequence[float] = tuple(np.geomspace(0.1, 100, 13))
                      seed: int = 0, examples: int = 256, width: int = 128) -> GradientScalingResult:
     """Scale all weights of a fresh digits network by ``c`` and measure ``L`` and ``grad L``.
 
-    Computed in float64 (inside a scoped ``jax.enable_x64``), so deviations from the
+    Computed in float64 (inside a scoped ``dltheory.compat.enable_x64``), so deviations from the
     theory are at the level of float64 rounding.
 
     References:
@@ -155,7 +156,7 @@ def gradient_scaling(scales: Sequence[float] = tuple(np.geomspace(0.1, 100, 13))
     """
     scales = np.asarray([V.check_positive("scales[i]", c) for c in scales], np.float64)
     examples = V.check_int("examples", examples, minimum=2, maximum=1437)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         ds = D.digits()
         batch = {"x": jnp.asarray(ds.x_train[:examples], jnp.float64),
                  "y": ds.y_train[:examples]}
@@ -225,7 +226,7 @@ def norm_growth(etas: Sequence[float], steps: int, *, examples: int = 512, seed:
                 width: int = 128) -> NormGrowthResult:
     """Full-batch GD *without* weight decay on digits, one vmapped call over ``etas``.
 
-    Runs in float64 (scoped ``jax.enable_x64``) and logs every step, so the identity
+    Runs in float64 (scoped ``dltheory.compat.enable_x64``) and logs every step, so the identity
     ``|w_{t+1}|^2 = |w_t|^2 + eta^2 |grad L(w_t)|^2`` can be checked at every step.
 
     References:
@@ -238,7 +239,7 @@ def norm_growth(etas: Sequence[float], steps: int, *, examples: int = 512, seed:
     for e in etas:
         V.check_positive("etas[i]", e)
     examples = V.check_int("examples", examples, minimum=2, maximum=1437)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         ds = D.digits()
         batch = {"x": jnp.asarray(ds.x_train[:examples], jnp.float64),
                  "y": ds.y_train[:examples]}
@@ -319,7 +320,7 @@ def wd_vs_exponential(eta: float, wd: float, steps: int = 500, *, momentum: floa
         (see :func:`~dltheory.normalization.sgd_exponential_lr`).
       batch_size, seed: the minibatches (the same sequence for both runs).
       probe: number of test images the outputs are compared on.
-      float64: run in float64 (scoped ``jax.enable_x64``), as the 1e-8 claim needs.
+      float64: run in float64 (scoped ``dltheory.compat.enable_x64``), as the 1e-8 claim needs.
 
     References:
       Li, Arora (2020), arXiv:1910.07454, Theorem 1.1.
@@ -328,7 +329,7 @@ def wd_vs_exponential(eta: float, wd: float, steps: int = 500, *, momentum: floa
     alpha = exp_lr_momentum_root(eta, wd, momentum)
     steps = V.check_int("steps", steps, minimum=1)
     dtype = jnp.float64 if float64 else jnp.float32
-    with jax.enable_x64(bool(float64)):
+    with enable_x64(bool(float64)):
         ds = D.digits()
         train_data = {"x": jnp.asarray(ds.x_train, dtype), "y": ds.y_train}
         probe_x = jnp.asarray(ds.x_test[:probe], dtype)

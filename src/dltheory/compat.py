@@ -1,0 +1,67 @@
+"""The one place for API differences between the JAX / Flax versions the book supports.
+
+The book runs on two stacks: the versions of its lock file and the ones Google Colab
+ships (older: jax 0.7, flax 0.11). Code elsewhere in the package imports the names below
+instead of reaching for an API that moved between those versions.
+
+* :func:`enable_x64` -- a context manager that switches 64-bit floats on (or off) inside
+  its scope only. ``jax.enable_x64`` from jax 0.8 on; ``jax.experimental.enable_x64`` /
+  ``disable_x64`` before.
+* :func:`x64_enabled` -- whether 64-bit floats are on here (inside such a scope or
+  globally).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import jax
+
+__all__ = ["enable_x64", "x64_enabled", "JAX_VERSION"]
+
+#: jax's version as a tuple of ints, e.g. ``(0, 7, 2)``.
+JAX_VERSION: tuple[int, ...] = tuple(
+    int(part) for part in jax.__version__.split(".")[:3] if part.isdigit())
+
+
+def _scoped_x64():
+    """jax's own scoped switch: ``jax.enable_x64`` (>= 0.8) or the experimental pair."""
+    native = getattr(jax, "enable_x64", None)
+    if native is not None and callable(native):
+        return lambda on: native(bool(on))
+    from jax import experimental as jex  # jax < 0.8
+
+    return lambda on: jex.enable_x64() if on else jex.disable_x64()
+
+
+_SWITCH = _scoped_x64()
+
+
+@contextlib.contextmanager
+def enable_x64(on: bool = True) -> Iterator[None]:
+    """Turn 64-bit floats on (``on=True``) or off inside a ``with`` block only.
+
+    Arrays created and functions traced inside the block use float64 where they would
+    otherwise use float32; the process-wide default is restored on exit.
+
+    Args:
+      on: True for float64 inside the scope, False for float32.
+
+    Example::
+
+        from dltheory.compat import enable_x64
+        with enable_x64():
+            x = jnp.ones(3)      # float64
+    """
+    if not isinstance(on, (bool, int)):
+        raise TypeError(f"argument `on` must be a bool; got {type(on).__name__}")
+    with _SWITCH(bool(on)):
+        yield
+
+
+def x64_enabled() -> bool:
+    """True when 64-bit floats are on at this point (in a scope or globally)."""
+    import numpy as np
+
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
