@@ -2,12 +2,13 @@
 #   make book   build the book into _build/html
 #   make test   unit tests, the strict book build (every notebook at quick scale), the
 #               pages in headless Chromium when it is installed, the student edition
+# .ci/run adds the reader environments: `make test-colab` and `make test-min`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all install book book-student test test-fast strip lock clean help
+.PHONY: all install book book-student test test-fast test-colab test-min strip lock clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -15,7 +16,11 @@ help:
 	@echo "make book-student  the same book without the solutions (for a course)"
 	@echo "make test       unit tests, the -W -n book build, its pages in headless Chromium (if installed)"
 	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
+	@echo "make test-colab Google Colab's runtime (Python 3.13, its jax/flax/IPython): the setup"
+	@echo "                cell changes no package Colab has; unit tests; every chapter"
+	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"
 	@echo "make bench      time the book, every widget and the engine; writes benchmarks/RESULTS.md"
+	@echo "make estimates  recompute the paper presets' time and memory estimates (src/dltheory/paper_budgets.json)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
 	@echo "make clean      remove _build and caches (keeps .venv)"
@@ -61,6 +66,14 @@ test: $(STAMP) $(MATHJAX)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# Reader environments (tools/env_jobs.py; each keeps its own venv, .venv-colab / .venv-min).
+# Set COLAB_PYTHON / MIN_PYTHON to an interpreter when python3.13 / python3.11 are not found.
+test-colab:
+	$(PYTHON) tools/env_jobs.py colab $(if $(COLAB_PYTHON),--python $(COLAB_PYTHON))
+
+test-min:
+	$(PYTHON) tools/env_jobs.py min $(if $(MIN_PYTHON),--python $(MIN_PYTHON))
+
 # Benchmarks (not part of `make test`, which runs only their smoke versions). Installs
 # the `bench` extra (torch 2.13.0, CPU) for the PyTorch baselines. Takes minutes.
 .PHONY: bench
@@ -80,5 +93,10 @@ lock:
 	mv requirements-lock.new requirements-lock.txt && rm -rf .venv-lock
 
 clean:
-	rm -rf _build .pytest_cache .hypothesis
+	rm -rf _build .pytest_cache .hypothesis build
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# Compile every chapter's paper-preset programs (without running them) and write their
+# time and memory estimates from XLA's cost and memory analysis (minutes on a CPU).
+estimates: $(STAMP)
+	$(BIN)/python -m dltheory.paper --write

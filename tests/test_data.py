@@ -1,3 +1,12 @@
+import functools
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -144,3 +153,187 @@ def test_cifar10_missing_files_say_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("DLTHEORY_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="download=True"):
         data.cifar10()
+
+
+# --------------------------------------------------------------------------------------
+# CIFAR-10 download, tested against a local HTTP server on 127.0.0.1
+# --------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from a folder, counts requests, and under ``/truncated/`` announces
+    a file's full size but sends only its first half."""
+
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        if self.path.startswith("/truncated/"):
+            body = (Path(self.directory) / self.path.removeprefix("/truncated/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2])
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local file server on 127.0.0.1: ``(folder it serves, base url, request log)``."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
+    httpd.hits = []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty data folder, downloads quiet and bounded in time."""
+    monkeypatch.setenv("DLTHEORY_PROGRESS", "0")
+    monkeypatch.setattr(data, "_DOWNLOAD_TIMEOUT", 10.0)
+    return tmp_path / "cache"
+
+
+def _standin_archive(path, tmp_path, *, members=None):
+    """A tar.gz of a stand-in ``cifar-10-batches-py`` folder; returns its MD5."""
+    folder = data.write_cifar10_standin(tmp_path / "standin", n_train=4, n_test=3)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+        for info, payload in members or []:
+            tar.addfile(info, io.BytesIO(payload))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _point_at(monkeypatch, url, md5):
+    monkeypatch.setenv("DLTHEORY_CIFAR10_URL", url)
+    monkeypatch.setattr(data, "CIFAR10_MD5", md5)
+
+
+def _left_in(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_cifar10_download_verifies_unpacks_and_caches(server, cache, tmp_path, monkeypatch):
+    served, base, hits = server
+    md5 = _standin_archive(served / "cifar-10-python.tar.gz", tmp_path)
+    _point_at(monkeypatch, f"{base}/cifar-10-python.tar.gz", md5)
+    monkeypatch.setenv("DLTHEORY_PROGRESS", "1")  # the progress bar path, too
+    ds = data.cifar10(cache, download=True)
+    assert ds.x_train.shape == (20, 32, 32, 3) and ds.x_test.shape == (3, 32, 32, 3)
+    assert ds.y_train.dtype == jnp.int32
+    assert _left_in(cache) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+    assert len(hits) == 1
+    again = data.cifar10(cache, download=True)
+    np.testing.assert_array_equal(np.asarray(again.x_train), np.asarray(ds.x_train))
+    assert len(hits) == 1  # served from the cache
+
+
+def test_cifar10_download_replaces_a_damaged_cached_archive(server, cache, tmp_path,
+                                                            monkeypatch):
+    served, base, hits = server
+    md5 = _standin_archive(served / "cifar-10-python.tar.gz", tmp_path)
+    _point_at(monkeypatch, f"{base}/cifar-10-python.tar.gz", md5)
+    cache.mkdir()
+    (cache / "cifar-10-python.tar.gz").write_bytes(b"not the archive")
+    assert data.cifar10(cache, download=True).x_test.shape == (3, 32, 32, 3)
+    assert len(hits) == 1
+    assert hashlib.md5((cache / "cifar-10-python.tar.gz").read_bytes()).hexdigest() == md5
+
+
+def test_cifar10_download_rejects_a_wrong_checksum(server, cache, tmp_path, monkeypatch):
+    served, base, _ = server
+    _standin_archive(served / "cifar-10-python.tar.gz", tmp_path)
+    url = f"{base}/cifar-10-python.tar.gz"
+    _point_at(monkeypatch, url, "0" * 32)
+    with pytest.raises(ValueError) as err:
+        data.cifar10(cache, download=True)
+    message = str(err.value)
+    assert "checksum" in message and url in message and "0" * 32 in message
+    assert "deleted" in message
+    assert _left_in(cache) == []
+
+
+def test_cifar10_download_rejects_a_truncated_file(server, cache, tmp_path, monkeypatch):
+    served, base, _ = server
+    md5 = _standin_archive(served / "cifar-10-python.tar.gz", tmp_path)
+    _point_at(monkeypatch, f"{base}/truncated/cifar-10-python.tar.gz", md5)
+    with pytest.raises(OSError, match="truncated"):
+        data.cifar10(cache, download=True)
+    assert _left_in(cache) == []
+
+
+def test_cifar10_download_rejects_a_corrupt_archive(server, cache, monkeypatch):
+    served, base, _ = server
+    garbage = np.random.default_rng(0).bytes(5000)
+    (served / "cifar-10-python.tar.gz").write_bytes(garbage)
+    _point_at(monkeypatch, f"{base}/cifar-10-python.tar.gz", hashlib.md5(garbage).hexdigest())
+    with pytest.raises(ValueError, match="not a valid CIFAR-10 archive"):
+        data.cifar10(cache, download=True)
+    assert _left_in(cache) == []
+
+
+@pytest.mark.parametrize("filters", [True, False])
+def test_cifar10_download_refuses_paths_outside_the_folder(server, cache, tmp_path,
+                                                          monkeypatch, filters):
+    if not filters:  # as on a Python without tarfile extraction filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python has no tarfile extraction filters")
+    served, base, _ = server
+    evil = tarfile.TarInfo("../escaped.txt")
+    evil.size = 3
+    md5 = _standin_archive(served / "cifar-10-python.tar.gz", tmp_path,
+                           members=[(evil, b"bad")])
+    _point_at(monkeypatch, f"{base}/cifar-10-python.tar.gz", md5)
+    with pytest.raises(ValueError):
+        data.cifar10(cache, download=True)
+    assert _left_in(cache) == [] and not (tmp_path / "escaped.txt").exists()
+
+
+@pytest.mark.parametrize("name, kind, link", [
+    ("../x", tarfile.REGTYPE, ""), ("/etc/x", tarfile.REGTYPE, ""),
+    ("a/../../x", tarfile.REGTYPE, ""), ("a/link", tarfile.SYMTYPE, "../../x"),
+    ("a/link", tarfile.SYMTYPE, "/etc/passwd"), ("dev", tarfile.CHRTYPE, ""),
+])
+def test_member_check_without_extraction_filters(name, kind, link):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    with pytest.raises(ValueError, match=repr(name)):
+        data._check_member(info)
+    for ok in (tarfile.TarInfo("cifar-10-batches-py/data_batch_1"),
+               tarfile.TarInfo("cifar-10-batches-py")):
+        data._check_member(ok)
+
+
+def test_cifar10_download_reports_an_unreachable_server(cache, monkeypatch):
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+    _point_at(monkeypatch, url, "0" * 32)
+    with pytest.raises(OSError) as err:
+        data.cifar10(cache, download=True)
+    message = str(err.value)
+    assert "download" in message and "failed" in message and url in message
+    assert "DLTHEORY_DATA" in message
+    assert _left_in(cache) == []
+
+
+def test_cifar10_download_reports_a_missing_file(server, cache, monkeypatch):
+    _, base, _ = server
+    _point_at(monkeypatch, f"{base}/nothing-here.tar.gz", "0" * 32)
+    with pytest.raises(OSError, match="HTTP 404"):
+        data.cifar10(cache, download=True)
+    assert _left_in(cache) == []

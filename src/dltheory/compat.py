@@ -9,16 +9,25 @@ instead of reaching for an API that moved between those versions.
   ``disable_x64`` before.
 * :func:`x64_enabled` -- whether 64-bit floats are on here (inside such a scope or
   globally).
+* :data:`ModuleList` -- the container for a list of submodules: ``nnx.List`` from flax
+  0.12 on (which requires it), a plain list before.
+* :func:`variance_scaling` -- ``nnx.initializers.variance_scaling``, one function object
+  per set of arguments. Flax 0.11 keeps a layer's initializer in the model's static
+  graph definition, so a fresh (unequal) initializer per model made every new model a
+  new program for ``jit``: a recompilation per model, per seed of a sweep, per widget
+  setting. Reusing the same object keeps equal models' graph definitions equal.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import jax
+from flax import nnx
 
-__all__ = ["enable_x64", "x64_enabled", "JAX_VERSION"]
+__all__ = ["enable_x64", "x64_enabled", "ModuleList", "variance_scaling", "JAX_VERSION"]
 
 #: jax's version as a tuple of ints, e.g. ``(0, 7, 2)``.
 JAX_VERSION: tuple[int, ...] = tuple(
@@ -65,3 +74,21 @@ def x64_enabled() -> bool:
     import numpy as np
 
     return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
+#: ``nnx.List`` where flax has it (0.12 and later need it for lists of submodules).
+ModuleList = getattr(nnx, "List", list)
+
+
+@functools.lru_cache(maxsize=None)
+def variance_scaling(scale: float, mode: str = "fan_in",
+                     distribution: str = "normal") -> Callable:
+    """``nnx.initializers.variance_scaling(scale, mode, distribution)``, one object per
+    set of arguments, so that equal models have equal graph definitions on every flax.
+
+    Args:
+      scale: the variance's scale factor (e.g. 2.0 for He initialization).
+      mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+      distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"``.
+    """
+    return nnx.initializers.variance_scaling(float(scale), mode, distribution)

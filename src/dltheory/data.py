@@ -34,6 +34,7 @@ __all__ = [
     "cifar10",
     "write_cifar10_standin",
     "CIFAR10_URL",
+    "CIFAR10_MD5",
     "FullBatch",
     "Minibatches",
     "is_batch_source",
@@ -118,11 +119,20 @@ def digits(*, test_fraction: float = 0.2, seed: int = 0, standardize: bool = Tru
                    jnp.asarray(x_te, jnp.float32), jnp.asarray(y_te, jnp.int32))
 
 
-#: Where :func:`cifar10` fetches the data set when ``download=True``.
+#: Where :func:`cifar10` fetches the data set when ``download=True``. The environment
+#: variable ``DLTHEORY_CIFAR10_URL`` names another address (a mirror of the same file).
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+#: Published MD5 checksum of ``cifar-10-python.tar.gz``; a download must match it.
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+#: Environment variable that replaces :data:`CIFAR10_URL` as the download address.
+CIFAR10_URL_ENV_VAR = "DLTHEORY_CIFAR10_URL"
 _CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = "test_batch"
+#: Seconds a download waits for the server to connect or to send the next block.
+_DOWNLOAD_TIMEOUT = 60.0
+_DOWNLOAD_BLOCK = 1 << 20
 
 
 def _data_root(root: Any) -> Path:
@@ -142,20 +152,216 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(labels, np.int64)
 
 
-def _download_cifar10(root: Path) -> None:
-    import tarfile
+def _show_download_progress() -> bool:
+    """Download progress bars are on unless ``DLTHEORY_PROGRESS=0`` (as for training runs)."""
+    value = os.environ.get("DLTHEORY_PROGRESS", "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def _md5_of_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_DOWNLOAD_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _by_hand(root: Path) -> str:
+    return (f"To install the data by hand, unpack {_CIFAR_ARCHIVE} so that "
+            f"{root / _CIFAR_DIR} holds {', '.join(_CIFAR_TRAIN)} and {_CIFAR_TEST}, "
+            f"or point DLTHEORY_DATA (or the `root` argument) at a folder that does.")
+
+
+def _fetch(url: str, dest: Path, *, md5: str, timeout: float) -> None:
+    """Stream ``url`` into ``dest`` through a temporary file beside it, checking its MD5.
+
+    The bytes go to a ``.part`` file in ``dest``'s folder, which is renamed to ``dest``
+    only once the whole body has arrived and its checksum matches; on any failure the
+    ``.part`` file is deleted, so ``dest`` is either complete and verified or absent.
+
+    Args:
+      url: address of the file.
+      dest: where the verified file ends up.
+      md5: expected MD5 checksum, hexadecimal.
+      timeout: seconds to wait for the connection and for each block of data.
+
+    Raises:
+      OSError: when the server cannot be reached, answers with an error status, stops
+        sending before the announced size, or the file cannot be written.
+      ValueError: when the checksum of the received file differs from ``md5``.
+    """
+    import hashlib
+    import http.client
+    import sys
+    import tempfile
+    import urllib.error
     import urllib.request
 
-    root.mkdir(parents=True, exist_ok=True)
-    archive = root / "cifar-10-python.tar.gz"
-    if not archive.exists():
-        print(f"downloading CIFAR-10 (163 MB) from {CIFAR10_URL} to {root} ...")
-        urllib.request.urlretrieve(CIFAR10_URL, archive)
-    with tarfile.open(archive) as tar:
+    digest = hashlib.md5(usedforsecurity=False)
+    fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".",
+                                     suffix=".part")
+    part = Path(part_name)
+    bar = None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    size = ("" if total is None else f" ({total} bytes)" if total < 1 << 20
+                            else f" ({total / (1 << 20):.0f} MB)")
+                    print(f"downloading CIFAR-10{size} from {url} to {dest.parent} ...")
+                    if total and _show_download_progress():
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(total=total, desc="CIFAR-10", unit="B", unit_scale=True,
+                                   unit_divisor=1024, file=sys.stderr, leave=False)
+                    received = 0
+                    while block := response.read(_DOWNLOAD_BLOCK):
+                        out.write(block)
+                        digest.update(block)
+                        received += len(block)
+                        if bar is not None:
+                            bar.update(len(block))
+            except urllib.error.HTTPError as err:
+                raise OSError(f"downloading {url} failed: the server answered HTTP "
+                              f"{err.code} {err.reason}. {_by_hand(dest.parent)}") from err
+            except http.client.IncompleteRead as err:
+                raise OSError(f"downloading {url} failed: the download is truncated "
+                              f"({err}); the partial file was deleted. Try again. "
+                              f"{_by_hand(dest.parent)}") from err
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+                reason = getattr(err, "reason", None) or err
+                raise OSError(f"downloading {url} failed: {reason}. "
+                              f"{_by_hand(dest.parent)}") from err
+        if total is not None and received != total:
+            raise OSError(f"downloading {url} failed: the download is truncated, "
+                          f"{received} of {total} bytes arrived; the partial file was "
+                          f"deleted. Try again. {_by_hand(dest.parent)}")
+        got = digest.hexdigest()
+        if got != md5.lower():
+            raise ValueError(f"MD5 checksum mismatch for {url}: expected {md5.lower()}, "
+                             f"received {got}; the downloaded file was deleted. The "
+                             f"download is damaged or the server sent another file. "
+                             f"{_by_hand(dest.parent)}")
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _check_member(member: Any) -> None:
+    """Refuse a tar member that would land outside the extraction folder or is not a
+    plain file, folder or link inside it (for Pythons without extraction filters)."""
+    import posixpath
+
+    name = member.name
+    parts = posixpath.normpath(name).split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        raise ValueError(f"archive member {name!r} points outside the extraction folder")
+    if member.issym() or member.islnk():
+        target = member.linkname
+        if member.issym():
+            target = posixpath.join(posixpath.dirname(name), target)
+        target_parts = posixpath.normpath(target).split("/")
+        if target.startswith(("/", "\\")) or ".." in target_parts:
+            raise ValueError(f"archive member {name!r} links outside the extraction "
+                             f"folder ({member.linkname!r})")
+    elif not (member.isfile() or member.isdir()):
+        raise ValueError(f"archive member {name!r} is not a regular file or folder")
+
+
+def _extract_cifar10(archive: Path, root: Path) -> None:
+    """Unpack ``cifar-10-batches-py`` from ``archive`` into ``root``, all or nothing.
+
+    The archive is unpacked into a temporary folder inside ``root`` (refusing members
+    that would land outside it) and its batch files are moved into ``root /
+    cifar-10-batches-py`` only once all of them are present.
+
+    Raises:
+      ValueError: when the archive is not a readable tar.gz file or lacks batch files.
+    """
+    import gzip
+    import shutil
+    import tarfile
+    import tempfile
+    import zlib
+
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".cifar-10-extract-"))
+    try:
         try:
-            tar.extractall(root, filter="data")
-        except TypeError:  # Python without extraction filters
-            tar.extractall(root)
+            with tarfile.open(archive, "r:gz") as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(staging, filter="data")
+                else:  # Python without extraction filters
+                    members = tar.getmembers()
+                    for member in members:
+                        _check_member(member)
+                    tar.extractall(staging, members=members)
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+            raise ValueError(f"{archive} is not a valid CIFAR-10 archive ({err}); the "
+                             f"file was deleted. {_by_hand(root)}") from err
+        unpacked = staging / _CIFAR_DIR
+        names = _CIFAR_TRAIN + (_CIFAR_TEST,)
+        lacking = [n for n in names if not (unpacked / n).is_file()]
+        if lacking:
+            raise ValueError(f"{archive} lacks {_CIFAR_DIR}/{', '.join(lacking)}; the "
+                             f"file was deleted. {_by_hand(root)}")
+        folder = root / _CIFAR_DIR
+        if folder.exists():  # an incomplete folder: complete it file by file
+            for n in names:
+                os.replace(unpacked / n, folder / n)
+        else:
+            os.replace(unpacked, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _download_cifar10(root: Path, *, url: str | None = None, md5: str | None = None,
+                      timeout: float | None = None) -> None:
+    """Fetch, verify and unpack the CIFAR-10 archive into ``root``.
+
+    An archive already in ``root`` is used when its checksum matches (and replaced by a
+    fresh download when it does not). The download and the unpacking go through
+    temporary files and folders inside ``root`` that are renamed into place only when
+    complete, so a failure leaves ``root`` as it was.
+
+    Args:
+      root: the data folder; ``cifar-10-batches-py/`` is created in it and the archive
+        ``cifar-10-python.tar.gz`` kept beside it.
+      url: address of the archive; default ``$DLTHEORY_CIFAR10_URL`` or
+        :data:`CIFAR10_URL`.
+      md5: expected MD5 checksum of the archive; default :data:`CIFAR10_MD5`.
+      timeout: seconds to wait for the connection and for each block of data; default
+        60.
+
+    Raises:
+      OSError: when the download fails (server unreachable, error status, connection
+        cut short); the message says how to install the files by hand.
+      ValueError: when the archive's checksum differs from ``md5`` or the archive is
+        not a readable CIFAR-10 tar.gz file; the archive is deleted.
+    """
+    url = url or os.environ.get(CIFAR10_URL_ENV_VAR) or CIFAR10_URL
+    md5 = (md5 or CIFAR10_MD5).lower()
+    timeout = _DOWNLOAD_TIMEOUT if timeout is None else timeout
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / _CIFAR_ARCHIVE
+    if archive.exists() and _md5_of_file(archive) != md5:
+        print(f"{archive} does not have the expected MD5 checksum {md5}; downloading "
+              f"it again")
+        archive.unlink()
+    if not archive.exists():
+        _fetch(url, archive, md5=md5, timeout=timeout)
+    try:
+        _extract_cifar10(archive, root)
+    except ValueError:  # the archive itself is unusable: do not keep it
+        archive.unlink(missing_ok=True)
+        raise
 
 
 def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
@@ -166,8 +372,10 @@ def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
     Args:
       root: folder holding ``cifar-10-batches-py/``; default ``$DLTHEORY_DATA`` or
         ``~/.cache/dltheory``.
-      download: fetch and unpack the archive from :data:`CIFAR10_URL` when it is
-        missing (163 MB; for Colab and GPU machines, never in tests).
+      download: fetch and unpack the archive from :data:`CIFAR10_URL` (or
+        ``$DLTHEORY_CIFAR10_URL``) when it is missing (163 MB; for Colab and GPU
+        machines). The archive must have the MD5 checksum :data:`CIFAR10_MD5`; it is
+        kept in ``root`` and unpacked there.
       standardize: subtract the per-channel training mean and divide by the
         per-channel training standard deviation; otherwise scale pixels to [0, 1].
       limit: keep only the first ``limit`` training and ``limit`` test images (for
@@ -179,6 +387,9 @@ def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
 
     Raises:
       FileNotFoundError: when the files are missing and ``download`` is false.
+      OSError: when the download fails; nothing partial is left in ``root``.
+      ValueError: when the downloaded archive has the wrong checksum or is not a
+        CIFAR-10 archive; it is deleted.
 
     References:
       Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images.
@@ -189,9 +400,10 @@ def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
         _download_cifar10(folder.parent)
         missing = [n for n in _CIFAR_TRAIN + (_CIFAR_TEST,) if not (folder / n).exists()]
     if missing:
+        url = os.environ.get(CIFAR10_URL_ENV_VAR) or CIFAR10_URL
         raise FileNotFoundError(
             f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. Pass "
-            f"download=True (fetches {CIFAR10_URL}), set DLTHEORY_DATA, or pass `root`.")
+            f"download=True (fetches {url}), set DLTHEORY_DATA, or pass `root`.")
     if limit is not None:
         limit = V.check_int("limit", limit, minimum=1)
     parts = [_read_cifar_batch(folder / n) for n in _CIFAR_TRAIN]

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dltheory import validation as V
+from dltheory.compat import ModuleList, variance_scaling
 
 __all__ = ["ACTIVATIONS", "NORMALIZATIONS", "MLP", "ConvNet", "ResNet", "Frozen",
            "homogeneity_order", "normalize", "cross_entropy", "accuracy", "param_norm"]
@@ -25,9 +26,6 @@ __all__ = ["ACTIVATIONS", "NORMALIZATIONS", "MLP", "ConvNet", "ResNet", "Frozen"
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "linear")
 NORMALIZATIONS = (None, "layer", "batch")
 _HOMOGENEOUS = ("relu", "leaky_relu", "linear")
-# flax >= 0.12 wants lists of submodules wrapped in nnx.List; older nnx took plain lists
-# (Colab may ship an older flax than the lock file).
-_ModuleList = getattr(nnx, "List", list)
 
 
 def normalize(x: jax.Array, kind: str | None, eps: float = 1e-5) -> jax.Array:
@@ -90,8 +88,8 @@ class MLP(nnx.Module):
         self.init_scale = float(init_scale)
         self.normalization = normalization
         self.norm_eps = float(norm_eps)
-        init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "normal")
-        self.layers = _ModuleList([
+        init = variance_scaling(init_scale ** 2, "fan_in", "normal")
+        self.layers = ModuleList([
             nnx.Linear(a, b, use_bias=bias, kernel_init=init, rngs=rngs)
             for a, b in zip(sizes[:-1], sizes[1:])
         ])
@@ -174,13 +172,13 @@ class ConvNet(nnx.Module):
         self.alpha = float(alpha)
         self.bias = bool(bias)
         self.normalization = None
-        init = nnx.initializers.variance_scaling(2.0 * init_scale ** 2, "fan_in", "normal")
+        init = variance_scaling(2.0 * init_scale ** 2, "fan_in", "normal")
         widths = (in_channels,) + channels
-        self.convs = _ModuleList([
+        self.convs = ModuleList([
             nnx.Conv(a, b, kernel_size=(3, 3), use_bias=bias, kernel_init=init, rngs=rngs)
             for a, b in zip(widths[:-1], widths[1:])
         ])
-        head_init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "normal")
+        head_init = variance_scaling(init_scale ** 2, "fan_in", "normal")
         self.head = nnx.Linear(channels[-1], num_classes, use_bias=bias,
                                kernel_init=head_init, rngs=rngs)
 
@@ -267,7 +265,7 @@ class ResNet(nnx.Module):
         self.norm_eps = float(norm_eps)
         self.bias = bool(bias)
         self.train_last_layer = bool(train_last_layer)
-        init = nnx.initializers.variance_scaling(2.0 * init_scale ** 2, "fan_in", "normal")
+        init = variance_scaling(2.0 * init_scale ** 2, "fan_in", "normal")
         self.stem = nnx.Conv(in_channels, width, (3, 3), use_bias=bias, kernel_init=init,
                              rngs=rngs)
         blocks = []
@@ -278,8 +276,8 @@ class ResNet(nnx.Module):
                 stride = 2 if (i > 0 and j == 0) else 1
                 blocks.append(_ResBlock(c_in, c_out, stride, rngs=rngs, bias=bias, init=init))
                 c_in = c_out
-        self.blocks = _ModuleList(blocks)
-        head_init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "normal")
+        self.blocks = ModuleList(blocks)
+        head_init = variance_scaling(init_scale ** 2, "fan_in", "normal")
         self.head = nnx.Linear(c_in, num_classes, use_bias=self.train_last_layer,
                                kernel_init=head_init, rngs=rngs)
         if not train_last_layer:

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from dltheory.compat import x64_enabled
+from dltheory.compat import ModuleList, x64_enabled
 from dltheory import validation as V
 from dltheory.models import NORMALIZATIONS, Frozen, normalize
 
@@ -48,9 +48,6 @@ __all__ = [
     "sgd_exponential_lr",
     "sgd_wd",
 ]
-
-_ModuleList = getattr(nnx, "List", list)
-
 
 #: The fixed (untrained) last layer: the shared ``dltheory.models.Frozen`` variable.
 Fixed = Frozen
@@ -77,7 +74,7 @@ class ScaleInvariantMLP(nnx.Module):
         for a, b in zip(self.sizes[:-2], self.sizes[1:-1]):
             w = jax.random.normal(rngs.params(), (a, b), dtype) * (init_scale / math.sqrt(a))
             kernels.append(nnx.Param(w))
-        self.kernels = _ModuleList(kernels)
+        self.kernels = ModuleList(kernels)
         a, b = self.sizes[-2], self.sizes[-1]
         self.head = Fixed(jax.random.normal(rngs.params(), (a, b), dtype)
                           * (head_scale / math.sqrt(a)))
