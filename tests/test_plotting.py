@@ -39,7 +39,8 @@ def test_figure_layouts():
     assert axes.shape == (3,)
     fig, axes = plotting.figure(2, 2)
     assert axes.shape == (2, 2)
-    assert fig.get_size_inches()[0] == 8.4
+    assert fig.get_size_inches()[0] == 7.5  # the content width: two panels per row
+    assert plotting.figure()[0].get_size_inches()[0] == 5.5
 
 
 def test_figure_validates_its_layout():
@@ -49,6 +50,99 @@ def test_figure_validates_its_layout():
         plotting.figure(0)
     with pytest.raises(ValueError, match="`height` must be a finite number > 0"):
         plotting.figure(height=-1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Legibility: no text under 9 CSS px at the book's content width
+# --------------------------------------------------------------------------------------
+
+
+def test_text_px_follows_the_page():
+    # narrower than the column: shown at natural size, so points * dpi / 72
+    assert plotting.text_px(9, 100, 600) == 12.5
+    # wider: shrunk to 730 px, so the dpi cancels
+    assert np.isclose(plotting.text_px(9, 100, 1250), 9 * 730 / (72 * 12.5))
+    assert np.isclose(plotting.text_px(9, 200, 2500), plotting.text_px(9, 100, 1250))
+    assert np.isclose(plotting.text_px(10, 100, 1000, displayed_px=500), 10 * 100 / 72 / 2)
+
+
+def test_the_style_is_legible_at_the_widths_the_chapters_use():
+    import matplotlib as mpl
+
+    assert plotting.style_smallest_font_pt() >= 9
+    label = min(plotting._points(mpl.rcParams[k]) for k in ("axes.labelsize", "axes.titlesize"))
+    for width in (5.5, 7.0, 7.5, 9.0, 10.0):
+        for dpi in (72, 100, 110):
+            natural = width * dpi
+            assert plotting.text_px(plotting.style_smallest_font_pt(), dpi,
+                                    natural) >= plotting.MIN_TEXT_PX, (width, dpi)
+            assert plotting.text_px(label, dpi, natural) >= plotting.MIN_LABEL_PX, (width, dpi)
+    assert 10 < plotting.legible_width() < 11
+
+
+def test_default_figures_are_legible():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.SmallTextWarning)
+        for ncols, nrows in [(1, 1), (2, 1), (3, 1), (2, 2)]:
+            fig, axes = plotting.figure(ncols, nrows)
+            for ax in np.ravel(axes):
+                ax.plot([1, 2], label="a")
+                ax.set(xlabel="x", ylabel="y", title="t")
+                ax.legend()
+            assert plotting.smallest_text_px(fig) >= plotting.MIN_TEXT_PX
+
+
+def test_a_too_wide_figure_warns_and_is_measured_small():
+    import pytest
+
+    with pytest.warns(plotting.SmallTextWarning, match=r"12.5 in wide .* 7.7 px.* at most 10.7 in"):
+        fig, axes = plotting.figure(3, width=12.5)
+    axes[0].plot([1, 2], label="a")
+    axes[0].legend()
+    assert np.isclose(plotting.smallest_text_px(fig), 9.5 * 730 / (72 * 12.5))
+
+
+def test_smallest_text_counts_every_text_even_before_a_draw():
+    fig, ax = plotting.figure(width=6)
+    ax.plot([1, 10])
+    assert plotting.smallest_font_pt(fig) == 10  # the tick labels, not drawn yet
+    ax.legend(["line"], fontsize=8)
+    ax.annotate("note", (1, 1), fontsize=7.5)
+    assert plotting.smallest_font_pt(fig) == 7.5
+    assert np.isclose(plotting.smallest_text_px(fig), 7.5 * 100 / 72)  # 600 px: not shrunk
+    assert np.isclose(plotting.smallest_text_px(fig, dpi=72), 7.5)
+    assert plotting.png_metadata(fig) == {plotting.PNG_FONT_KEY: "7.5",
+                                          plotting.PNG_DPI_KEY: "100"}
+
+
+def test_inline_figures_carry_their_smallest_font_in_the_png():
+    """In a notebook, a figure from `figure` is shown by IPython's inline PNG formatter
+    with its smallest font and dpi in the PNG's text chunks (read by the browser test)."""
+    import base64
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.pylabtools import select_figure_formats
+    from PIL import Image
+
+    shell = InteractiveShell.instance()
+    try:
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")  # as the inline backend
+        assert plotting._install_png_formatter()
+        fig, ax = plotting.figure(width=6)
+        ax.plot([1, 2], label="a")
+        ax.legend(fontsize=8)
+        data, _ = shell.display_formatter.format(fig)
+        png = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+        assert png.text[plotting.PNG_FONT_KEY] == "8"
+        assert png.text[plotting.PNG_DPI_KEY] == "100"
+        select_figure_formats(shell, {"svg"})  # no PNG asked for: none is made
+        data, _ = shell.display_formatter.format(fig)
+        assert "image/png" not in data and "image/svg+xml" in data
+    finally:
+        InteractiveShell.clear_instance()
 
 
 # --------------------------------------------------------------------------------------

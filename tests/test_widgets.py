@@ -53,7 +53,7 @@ def test_settings_cover_the_grid(explorer):
     settings = list(explorer.settings())
     assert explorer.size == len(settings) == 10
     assert {"a": 0.5, "kind": "y"} in settings
-    assert explorer.label({"a": 0.25}) == "a = 0.25, kind = x"
+    assert explorer.label({"a": 0.25}) == "a = 0.25; kind = x"
 
 
 def test_results_are_cached_per_setting(explorer):
@@ -151,7 +151,7 @@ def test_twin_embeds_every_setting_with_its_label(explorer):
     data = _twin_data(html_text)
     assert len(data["images"]) == explorer.size == 10
     # keys are control indices: a=0.25 is index 1 of the slider, kind=y index 1 of the choice
-    assert data["labels"]["1-1"] == "a = 0.25, kind = y"
+    assert data["labels"]["1-1"] == "a = 0.25; kind = y"
     assert data["controls"][0]["values"] == ["0", "0.25", "0.5", "0.75", "1"]
     # each `a` draws a different line (`kind` only names it, with no legend): 5 figures
     pngs = {base64.b64decode(v) for v in data["images"].values()}
@@ -160,7 +160,7 @@ def test_twin_embeds_every_setting_with_its_label(explorer):
     # the default setting is shown first, with the slider and the select at its index
     assert 'data-setting="2-0"' in html_text and f'base64,{data["images"]["2-0"]}' in html_text
     assert 'type="range" min="0" max="4" step="1" value="2"' in html_text
-    assert '<select data-control="kind">' in html_text
+    assert '<select data-control="kind" aria-label="kind">' in html_text
     assert "addEventListener" in html_text
 
 
@@ -178,3 +178,110 @@ def test_twin_images_are_small(explorer):
     sizes = [len(base64.b64decode(v)) for v in _twin_data(explorer.twin_html())["images"].values()]
     full = len(explorer.image(a=0.5))
     assert np.median(sizes) < full / 2
+
+
+# --------------------------------------------------------------------------------------
+# What the reader sees: names without raw underscores, settings that do not run together
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("lambda_max", "λₘₐₓ"),
+    ("curvature λ_max", "curvature λₘₐₓ"),
+    ("init_scale", "init scale"),
+    ("beta_2", "β₂"),
+    ("eta", "η"),
+    ("Lambda", "Λ"),
+    ("batch_size", "batch size"),
+    ("lr_max", "lr max"),
+    ("theta_j", "θ j"),  # no subscript j in common fonts: a space instead
+    ("learning rate η", "learning rate η"),
+    ("depth L", "depth L"),
+    ("beta", "β"),
+    ("data", "data"),
+])
+def test_display_name_rule(name, shown):
+    from dltheory.widgets import display_name
+
+    assert display_name(name) == shown
+
+
+def _explorer_with_names():
+    def draw_into(lambda_max, init_scale, rule, fig=None):
+        fig, ax = plotting.figure(width=6, reuse="detached" if fig is None else fig)
+        ax.plot([0, 1], [0, lambda_max * init_scale])
+        ax.legend([rule], fontsize=9)
+        return fig
+
+    return explore(draw_into, lambda_max=choice([0.4, 2.0]),
+                   init_scale=slider(0, 0, values=[1e-4, 1e-2], fmt="{:.0e}"),
+                   rule=choice(["sqrt_rule", "linear"], label="scaling_rule"))
+
+
+def test_settings_read_with_names_and_separators():
+    e = _explorer_with_names()
+    assert e.label({}) == "λₘₐₓ = 0.4; init scale = 1e-02; scaling rule = sqrt rule"
+    assert "_" not in e.label({"rule": "linear"})
+
+
+def test_live_widget_and_twin_show_the_same_names():
+    import re
+
+    e = _explorer_with_names()
+    inputs = e.widget()._dltheory_inputs
+    assert [i.description for i in inputs.values()] == ["λₘₐₓ", "init scale", "scaling rule"]
+    assert all(i.layout.margin for i in inputs.values())  # a gap after each control
+    html_text = e.twin_html()
+    labels = re.findall(r'<label class="dltheory-twin-control">(.*?)</label>', html_text)
+    assert [re.match(r"[^<]*", lab).group(0).strip() for lab in labels] == \
+        ["λₘₐₓ", "init scale", "scaling rule"]
+    # the controls are laid out apart (a flex gap) and separated in the text as well,
+    # so "0.4" never runs into "init scale" (as "0.4init scale")
+    controls = re.search(r'<div class="dltheory-twin-controls" style="([^"]*)">(.*?)</div>',
+                         html_text, re.S)
+    assert "gap:" in controls.group(1)
+    assert re.search(r"</label>\s+<label", controls.group(2))
+    text = re.sub(r"<[^>]+>", "", re.sub(r"<select.*?</select>", " ", controls.group(2),
+                                           flags=re.S))
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    assert lines == ["λₘₐₓ", "init scale 1e-02", "scaling rule"], text  # one per line
+    assert "_" not in text and "sqrt_rule" not in html_text
+    caption = re.search(r'<div class="dltheory-twin-label"><small>(.*?)</small>', html_text)
+    assert caption.group(1) == "λₘₐₓ = 0.4; init scale = 1e-02; scaling rule = sqrt rule"
+
+
+def test_images_record_their_smallest_font_and_dpi():
+    """The browser test reads these to check the text size every figure is shown at."""
+    import io
+    import re
+
+    from PIL import Image
+
+    e = _explorer_with_names()
+    png = Image.open(io.BytesIO(e.image()))
+    assert png.text[plotting.PNG_FONT_KEY] == "9"  # the legend's 9 pt
+    assert png.text[plotting.PNG_DPI_KEY] == "110"  # savefig.dpi
+    assert round(png.info["dpi"][0]) == 110
+    html_text = e.twin_html()
+    # a 6 in figure: the twin renders at 100 dpi, 600 px, shown at its natural size
+    assert 'data-font-pt="9" data-dpi="100"' in html_text
+    first = re.search(r'base64,([^"]+)"', html_text).group(1)
+    twin_png = Image.open(io.BytesIO(base64.b64decode(first)))
+    assert twin_png.size[0] == 600 and twin_png.text[plotting.PNG_FONT_KEY] == "9"
+
+
+def test_wide_twins_are_rendered_at_the_content_width():
+    def wide(a, fig=None):
+        fig, ax = plotting.figure(2, width=10, reuse="detached" if fig is None else fig)
+        ax[0].plot([0, 1], [0, a])
+        return fig
+
+    import io
+    import re
+
+    from PIL import Image
+
+    html_text = explore(wide, a=choice([1.0, 2.0])).twin_html()
+    first = re.search(r'base64,([^"]+)"', html_text).group(1)
+    assert Image.open(io.BytesIO(base64.b64decode(first))).size[0] == 730
+    assert 'data-dpi="73"' in html_text

@@ -3,25 +3,57 @@
 Every figure in the book goes through :func:`figure` (the style, a readable size) and,
 for runs from :mod:`dltheory.training`, through :func:`curves` and :func:`sweep_curves`,
 which draw ``"diverged at step k"`` on a run that diverged instead of a broken line.
+
+Figures are read at the book's content width, :data:`CONTENT_WIDTH_PX` (730 CSS pixels):
+a figure wider than that in pixels is shrunk to fit, and its text with it. A font of
+``f`` points in a figure ``W`` inches wide rendered at ``dpi`` dots per inch is
+``f * dpi / 72`` pixels in an image ``W * dpi`` pixels wide, shown at
+``min(W * dpi, 730)`` pixels, so it reads at
+``f * dpi / 72 * min(W * dpi, 730) / (W * dpi)`` CSS pixels (:func:`text_px`). The
+style's fonts and :func:`figure`'s default sizes keep every text at least
+:data:`MIN_TEXT_PX` (9 px) and axis labels at least :data:`MIN_LABEL_PX` (11 px) for
+figures up to :func:`legible_width` inches wide (about 10 inches: two panels per row);
+:func:`figure` warns with :class:`SmallTextWarning` when asked for a wider one, and
+:func:`smallest_text_px` measures a finished figure. Figures made here carry their
+smallest font and dpi in the PNG they are shown as (:data:`PNG_FONT_KEY`,
+:data:`PNG_DPI_KEY`), so the size every figure's text is read at on a page can be checked
+from the page alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure as _Figure
 
 from dltheory import validation as V
 
 __all__ = ["STYLE", "use_style", "style", "figure", "draw", "curves", "sweep_curves", "mark_diverged",
-           "colors"]
+           "colors", "CONTENT_WIDTH_PX", "MIN_TEXT_PX", "MIN_LABEL_PX", "SmallTextWarning",
+           "text_px", "style_smallest_font_pt", "smallest_font_pt", "smallest_text_px",
+           "legible_width", "png_metadata", "PNG_FONT_KEY", "PNG_DPI_KEY", "BookFigure"]
 
-#: The matplotlib rcParams of the book's figures, large enough to read on a laptop screen.
+#: The width of the book's content column in CSS pixels: wider images are shrunk to it.
+CONTENT_WIDTH_PX = 730
+#: The smallest text (tick labels, legends, annotations) a figure may show, in CSS pixels.
+MIN_TEXT_PX = 9.0
+#: The smallest axis label a figure may show, in CSS pixels.
+MIN_LABEL_PX = 11.0
+#: The key of the PNG text chunk that records a figure's smallest font, in points.
+PNG_FONT_KEY = "dltheory:smallest-font-pt"
+#: The key of the PNG text chunk that records the dpi a figure was rendered at.
+PNG_DPI_KEY = "dltheory:dpi"
+
+#: The matplotlib rcParams of the book's figures. The smallest font (the legend, 9.5 pt)
+#: reads at 9 CSS px or more in figures up to :func:`legible_width` inches wide, and the
+#: axis labels (11 pt) at 11 px or more up to about 10 inches.
 STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 110,
@@ -63,6 +95,201 @@ def style() -> Iterator[None]:
 
 use_style()
 
+
+# --------------------------------------------------------------------------------------
+# Legibility: the size text is read at on the page
+# --------------------------------------------------------------------------------------
+
+
+class SmallTextWarning(UserWarning):
+    """Issued by :func:`figure` for a figure so wide that the page shrinks its text below
+    :data:`MIN_TEXT_PX`."""
+
+
+def text_px(font_pt: float, dpi: float, natural_px: float,
+            displayed_px: float | None = None) -> float:
+    """CSS pixels a font of ``font_pt`` points reads at in an image shown on the page.
+
+    The image was rendered at ``dpi`` (``font_pt * dpi / 72`` image pixels of text) and
+    is ``natural_px`` pixels wide; the page shows it ``displayed_px`` CSS pixels wide
+    (by default ``min(natural_px, CONTENT_WIDTH_PX)``: an image narrower than the
+    content column is shown at its natural size, a wider one shrunk to the column).
+    For a figure ``W`` inches wide, ``natural_px = W * dpi``.
+    """
+    for name, value in (("font_pt", font_pt), ("dpi", dpi), ("natural_px", natural_px)):
+        V.check_positive(name, value)
+    if displayed_px is None:
+        displayed_px = min(natural_px, CONTENT_WIDTH_PX)
+    return font_pt * dpi / 72 * displayed_px / natural_px
+
+
+def _points(size: Any) -> float:
+    """A font size (points, or a name such as ``"small"``) in points."""
+    from matplotlib.font_manager import FontProperties
+
+    return float(FontProperties(size=size).get_size_in_points())
+
+
+def style_smallest_font_pt() -> float:
+    """The smallest font size (points) the current rcParams give a figure's texts."""
+    keys = ("font.size", "axes.titlesize", "axes.labelsize", "legend.fontsize",
+            "xtick.labelsize", "ytick.labelsize")
+    return min(_points(mpl.rcParams[k]) for k in keys)
+
+
+def legible_width(font_pt: float | None = None, min_px: float = MIN_TEXT_PX,
+                  display_width: float = CONTENT_WIDTH_PX) -> float:
+    """The widest figure (inches) whose ``font_pt`` text still reads at ``min_px``.
+
+    A figure wider than ``display_width`` pixels is shrunk to it, so its text reads at
+    ``font_pt * display_width / (72 * W)`` CSS pixels whatever its dpi. ``font_pt``
+    defaults to the style's smallest font (:func:`style_smallest_font_pt`); with the
+    book's style that is about 10.7 inches for text and 10.1 for axis labels.
+    """
+    font_pt = style_smallest_font_pt() if font_pt is None else font_pt
+    V.check_positive("font_pt", font_pt)
+    V.check_positive("min_px", min_px)
+    return font_pt * display_width / (72 * min_px)
+
+
+def smallest_font_pt(fig) -> float:
+    """The smallest font (points) among the texts ``fig`` shows.
+
+    Counts every visible, non-empty text (titles, axis labels, legends, annotations,
+    figure texts) and the tick labels of every visible axis, which matplotlib fills in
+    only when it draws, so a figure need not have been drawn. ``inf`` if it has no text.
+    """
+    from matplotlib.axis import Axis
+    from matplotlib.text import Text
+
+    sizes, stack = [], [fig]
+    while stack:
+        artist = stack.pop()
+        if not artist.get_visible():
+            continue
+        if isinstance(artist, Text):
+            if artist.get_text().strip():
+                sizes.append(artist.get_fontsize())
+        elif isinstance(artist, Axis):
+            if not getattr(artist.axes, "axison", True):
+                continue
+            stack += [artist.label, artist.offsetText]
+            # every major tick label has the first one's font (tick_params sets them all)
+            for tick in artist.get_major_ticks(numticks=1):
+                sizes += [label.get_fontsize() for label in (tick.label1, tick.label2)
+                          if label.get_visible()]
+        else:
+            stack += artist.get_children()
+    return float(min(sizes)) if sizes else float("inf")
+
+
+def smallest_text_px(fig, display_width: float = CONTENT_WIDTH_PX,
+                     dpi: float | None = None) -> float:
+    """CSS pixels the smallest text of ``fig`` reads at on the page.
+
+    The figure is taken as rendered at ``dpi`` (default: its own, as the notebook shows
+    it) into an image ``width * dpi`` pixels wide, shown at most ``display_width`` CSS
+    pixels wide; see :func:`text_px`. ``inf`` for a figure without text. A figure
+    made by :func:`figure` at the default sizes reads at :data:`MIN_TEXT_PX` or more.
+    """
+    font = smallest_font_pt(fig)
+    if not np.isfinite(font):
+        return font
+    dpi = float(fig.dpi if dpi is None else dpi)
+    natural = float(fig.get_size_inches()[0]) * dpi
+    return text_px(font, dpi, natural, min(natural, display_width))
+
+
+def png_metadata(fig, dpi: float | None = None) -> dict[str, str]:
+    """PNG text chunks recording ``fig``'s smallest font (points, :func:`smallest_font_pt`)
+    and the ``dpi`` it is rendered at (default: its own), under :data:`PNG_FONT_KEY` and
+    :data:`PNG_DPI_KEY`."""
+    return {PNG_FONT_KEY: f"{smallest_font_pt(fig):g}",
+            PNG_DPI_KEY: f"{float(fig.dpi if dpi is None else dpi):g}"}
+
+
+def _check_legible(width: float) -> None:
+    font = style_smallest_font_pt()
+    dpi = float(mpl.rcParams["figure.dpi"])
+    px = text_px(font, dpi, width * dpi)
+    if px < MIN_TEXT_PX:
+        warnings.warn(
+            f"a figure {width:g} in wide is shown at most {CONTENT_WIDTH_PX} px wide on the "
+            f"page, so its {font:g} pt text would read at {px:.1f} px, below "
+            f"{MIN_TEXT_PX:g} px: make it at most {legible_width(font):.1f} in wide "
+            f"(two panels per row)", SmallTextWarning, stacklevel=3)
+
+
+class BookFigure(_Figure):
+    """A figure made by :func:`figure`. In a notebook it is shown like any figure, and its
+    PNG also records its smallest font and dpi (:func:`png_metadata`)."""
+
+
+def _book_figure_png(fig) -> str | None:
+    """IPython's PNG of a :class:`BookFigure`: the inline backend's own, with metadata."""
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    ip = get_ipython()
+    try:
+        formatter = ip.display_formatter.formatters["image/png"]
+    except (AttributeError, KeyError):
+        return None
+    try:
+        inner = formatter.lookup_by_type(Figure)
+    except KeyError:
+        # a detached figure shown before any pyplot figure: the inline backend, which
+        # registers the figure formats, is set up by the first pyplot figure; do it now
+        if not _activate_inline_backend():
+            return None
+        try:
+            inner = formatter.lookup_by_type(Figure)
+        except KeyError:
+            return None  # PNG is not a figure format of this front end
+    if (isinstance(inner, functools.partial) and inner.keywords.get("fmt") == "png"
+            and getattr(inner.func, "__name__", "") == "print_figure"):
+        try:
+            metadata = png_metadata(fig, inner.keywords.get("dpi"))
+        except Exception:  # noqa: BLE001 - never lose a figure over its metadata
+            metadata = None
+        if metadata is not None:
+            return inner(fig, metadata=metadata)
+    return inner(fig)
+
+
+def _activate_inline_backend() -> bool:
+    """Set up matplotlib's inline backend in IPython, as the first pyplot figure would;
+    ``False`` when another backend is configured or it is set up already."""
+    import importlib
+    import sys
+
+    try:
+        backend = mpl.get_backend(auto_select=False)
+    except TypeError:  # matplotlib < 3.10
+        backend = mpl.rcParams._get("backend")
+    name = "matplotlib_inline.backend_inline"
+    if backend not in ("inline", f"module://{name}") or name in sys.modules:
+        return False
+    importlib.import_module(name)  # its import registers the figure formats
+    return True
+
+
+def _install_png_formatter() -> bool:
+    """Show :class:`BookFigure` inline through :func:`_book_figure_png` (in IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    ip = get_ipython()
+    formatters = getattr(getattr(ip, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return False
+    formatters["image/png"].for_type(BookFigure, _book_figure_png)
+    return True
+
+
+_install_png_formatter()
+
 #: Entries of matplotlib's cache of parsed math text (its default is 50).
 MATHTEXT_CACHE_SIZE = 2048
 
@@ -97,9 +324,15 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
            height: float | None = None, reuse: Any = None, **kwargs: Any):
     """A figure in the book's style: ``(fig, axes)`` like ``plt.subplots``.
 
-    The default size is 4.2 inches wide per column (up to 12.6) and 3.6 per row.
+    The default size is 5.5 inches wide for one column and 7.5 (the content width at
+    100 dpi) for two or more, and 3.6 inches per row. Two panels per row read best; small
+    multiples may take more in the same width.
 
     Args:
+      ncols, nrows: the grid of axes.
+      width, height: the size in inches. A width over :func:`legible_width` (about 10
+        inches) issues a :class:`SmallTextWarning`: the page shrinks the figure to the
+        content width, and its smallest text would read below :data:`MIN_TEXT_PX`.
       reuse: ``None`` for a new pyplot figure (shown inline in a notebook), or
         ``"detached"`` for a new figure that pyplot does not manage (never shown on its
         own; a widget renders it), or an existing detached figure to clear and draw
@@ -114,20 +347,21 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
         V.check_positive("width", width)
     if height is not None:
         V.check_positive("height", height)
-    width = width if width is not None else min(4.2 * ncols, 12.6)
+    width = width if width is not None else (5.5 if ncols == 1 else 7.5)
     height = height if height is not None else 3.6 * nrows
+    _check_legible(width)
     if reuse is None:
+        _install_png_formatter()
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
-                                 **kwargs)
+                                 FigureClass=BookFigure, **kwargs)
     else:
         if isinstance(reuse, str):
             if reuse != "detached":
                 raise ValueError(f"argument `reuse` must be None, 'detached' or a figure; "
                                  f"got {reuse!r}")
             from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
 
-            fig = Figure(figsize=(width, height), layout="constrained")
+            fig = BookFigure(figsize=(width, height), layout="constrained")
             FigureCanvasAgg(fig)
             axes = _new_grid(fig, nrows, ncols, kwargs)
         else:

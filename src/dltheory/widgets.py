@@ -18,6 +18,12 @@ precomputed: the same definition gives
   build sets), a *kernel-free twin*: the figure of every setting, precomputed and
   embedded with small HTML controls that switch between them in the browser
   (:meth:`Explorer.twin_html`). No kernel, no server, a few lines of JavaScript.
+
+Controls are shown by name (or label) under one rule, in the live widget and the twin
+alike (``display_name``): a Greek letter's name becomes the letter, a subscript after
+a one-letter symbol is written as a subscript, and other underscores become spaces
+(``lambda_max`` reads ``λₘₐₓ``, ``init_scale`` reads ``init scale``). A setting reads
+``learning rate η = 0.4; curvature λₘₐₓ = 4``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import io
 import itertools
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -39,11 +46,48 @@ import numpy as np
 from dltheory import validation as V
 
 __all__ = ["Slider", "Choice", "slider", "choice", "Explorer", "explore", "in_kernel",
-           "static_twins"]
+           "static_twins", "display_name"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 STATIC_ENV_VAR = "DLTHEORY_STATIC_TWINS"
-TWIN_DPI = 72  # the twin's images: one per setting, so they are kept small
+#: The most dots per inch of the twin's images (one per setting): a twin's figure is
+#: rendered at ``min(TWIN_DPI, CONTENT_WIDTH_PX / width)`` dpi, so its image is no wider
+#: than the page shows it and reads like the static figures around it.
+TWIN_DPI = 100
+#: Separates the controls of a setting in its caption ("lr = 0.4; curvature = 2").
+SETTING_SEPARATOR = "; "
+
+_GREEK = dict(zip(("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+                   "pi rho sigma tau upsilon phi chi psi omega").split(),
+                  "αβγδεζηθικλμνξπρστυφχψω"))
+_GREEK.update(zip("Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi Omega".split(), "ΓΔΘΛΞΠΣΦΨΩ"))
+# subscripts with glyphs in common fonts (the digits, and these letters)
+_SUBSCRIPT = dict(zip("0123456789aehiklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉ₐₑₕᵢₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+
+
+def display_name(name: str) -> str:
+    """A control's name (or label) as the reader sees it.
+
+    One rule for the live widget and the kernel-free twin: a word that names a Greek
+    letter becomes the letter (``eta`` -> ``η``, ``Lambda`` -> ``Λ``); ``s_sub`` after a
+    one-letter symbol ``s`` becomes ``s`` with ``sub`` in subscript characters when
+    each has one (``lambda_max`` -> ``λₘₐₓ``, ``beta_2`` -> ``β₂``); every other
+    underscore becomes a space (``init_scale`` -> ``init scale``). Anything else is
+    kept: ``"learning rate η"`` is unchanged.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"argument `name` must be a string; got {type(name).__name__}")
+    words = re.split(r"([^A-Za-z]+)", name)
+    text = "".join(_GREEK.get(w, w) for w in words)
+
+    def subscript(m: re.Match) -> str:
+        sub = m.group(2)
+        if all(ch in _SUBSCRIPT for ch in sub):
+            return m.group(1) + "".join(_SUBSCRIPT[ch] for ch in sub)
+        return m.group(0)
+
+    text = re.sub(r"(?<![^\W_])([^\W\d_])_([a-z0-9]+)(?![^\W_])", subscript, text)
+    return re.sub(r"\s*_+\s*", " ", text).strip()
 
 
 def static_twins() -> bool:
@@ -59,7 +103,13 @@ class _Control:
     fmt: str = "{}"
 
     def format(self, value: Any) -> str:
-        return self.fmt.format(value)
+        """The value as shown; a string value's underscores read as spaces."""
+        text = self.fmt.format(value)
+        return text.replace("_", " ") if isinstance(value, str) else text
+
+    def display(self, name: str) -> str:
+        """The control's label (its ``name`` when it has none), as the reader sees it."""
+        return display_name(self.label or name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +189,10 @@ def in_kernel() -> bool:
 def _png(fig, dpi: float | None = None, palette: bool = False, close: bool = True) -> bytes:
     """PNG bytes of a figure; ``palette`` quantizes to 256 colours (3-4x smaller for plots).
 
+    The PNG records its dpi and the figure's smallest font
+    (``dltheory.plotting.png_metadata``), from which the size its text is shown at on a
+    page follows.
+
     The figure is drawn once on an Agg canvas and its pixels encoded, instead of going
     through ``savefig``: with a layout engine (the book's constrained layout) ``savefig``
     draws the figure twice, running the layout and every text layout twice, which was
@@ -148,7 +202,7 @@ def _png(fig, dpi: float | None = None, palette: bool = False, close: bool = Tru
     import matplotlib as mpl
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     from dltheory import plotting
 
@@ -164,10 +218,14 @@ def _png(fig, dpi: float | None = None, palette: bool = False, close: bool = Tru
                                canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
         if palette:
             img = img.convert("RGB").quantize(colors=256)
+        info = PngImagePlugin.PngInfo()
+        for key, value in plotting.png_metadata(fig, dpi).items():
+            info.add_text(key, value)
         out = io.BytesIO()
         # the live widget's PNG: fast zlib (level 1 halves the encoding and, measured on
         # the book's plots, makes it 1% larger); the static twins' palette PNGs: smallest
-        img.save(out, format="PNG", **({"optimize": True} if palette else {"compress_level": 1}))
+        img.save(out, format="PNG", pnginfo=info, dpi=(dpi, dpi),
+                 **({"optimize": True} if palette else {"compress_level": 1}))
     finally:
         fig.dpi = old_dpi
     if close:
@@ -248,12 +306,16 @@ class Explorer:
         return tuple((n, _match(full[n], self.controls[n].values, n)) for n in self.controls)
 
     def label(self, setting: dict[str, Any]) -> str:
-        """The setting in words, e.g. ``"learning rate = 0.5, curvature = 2"``."""
+        """The setting in words, e.g. ``"learning rate η = 0.5; curvature λₘₐₓ = 2"``.
+
+        Each control reads ``name = value``, its name written by ``display_name`` (see
+        the module's description), and the controls are separated by ``"; "``.
+        """
         parts = []
         for name, value in self._key(setting):
             c = self.controls[name]
-            parts.append(f"{c.label or name} = {c.format(value)}")
-        return ", ".join(parts)
+            parts.append(f"{c.display(name)} = {c.format(value)}")
+        return SETTING_SEPARATOR.join(parts)
 
     # -- figures --------------------------------------------------------------------
     def figure(self, **setting: Any):
@@ -285,7 +347,7 @@ class Explorer:
 
         inputs = {}
         for name, c in self.controls.items():
-            desc = c.label or name
+            desc = c.display(name)
             style = {"description_width": "initial"}
             if isinstance(c, Slider):
                 inputs[name] = w.SelectionSlider(
@@ -314,29 +376,44 @@ class Explorer:
 
         for i in inputs.values():
             i.observe(redraw, names="value")
+        for i in inputs.values():  # room between one control's value and the next name
+            i.layout.margin = "2px 24px 2px 0"
         children = ([w.HTML(f"<b>{self.title}</b>")] if self.title else []) + [
             w.HBox(list(inputs.values()), layout=w.Layout(flex_flow="row wrap")), image, status]
         self._widget = w.VBox(children)
         self._widget._dltheory_inputs = inputs  # for tests and benchmarks
         return self._widget
 
-    def twin_html(self, dpi: float = TWIN_DPI) -> str:
+    def twin_html(self, dpi: float | None = None) -> str:
         """The kernel-free twin: every setting's figure and HTML controls to switch.
 
         Sliders become ``<input type="range">`` over the grid's indices and choices a
-        ``<select>``; a few lines of JavaScript swap the embedded PNG (palette-quantized,
-        at ``dpi``) and its label. The figures are computed here, once per setting, so
-        keep the grid small. Returns a self-contained HTML fragment.
+        ``<select>``, each with its name (as the live widget writes it) and spaced apart
+        from the next; a few lines of JavaScript swap the embedded PNG
+        (palette-quantized) and its caption (the setting, as :meth:`Explorer.label`
+        writes it). The images are rendered at ``dpi``, by default 100 or less, so that
+        no image is wider than the book's 730-pixel content column shows it. The
+        ``<img>`` records the figures' smallest font and the dpi (``data-font-pt``,
+        ``data-dpi``), from which the size their text is shown at follows. The figures
+        are computed here, once per setting, so keep the grid small. Returns a
+        self-contained HTML fragment.
         """
         import base64
 
+        from dltheory import plotting
+
         names = list(self.controls)
         images, labels = {}, {}
+        fonts, dpis = [], []
         for combo in itertools.product(*(range(len(self.controls[n].values)) for n in names)):
             setting = {n: self.controls[n].values[i] for n, i in zip(names, combo)}
             key = "-".join(map(str, combo))
             fig = self.figure(**setting)
-            images[key] = base64.b64encode(_png(fig, dpi=dpi, palette=True,
+            fig_dpi = dpi if dpi is not None else min(
+                TWIN_DPI, plotting.CONTENT_WIDTH_PX / float(fig.get_size_inches()[0]))
+            fonts.append(plotting.smallest_font_pt(fig))
+            dpis.append(fig_dpi)
+            images[key] = base64.b64encode(_png(fig, dpi=fig_dpi, palette=True,
                                                 close=not self._reuses_figure)).decode("ascii")
             labels[key] = self.label(setting)
         uid = f"dltheory-twin-{uuid.uuid4().hex[:10]}"
@@ -346,7 +423,7 @@ class Explorer:
         for k, n in enumerate(names):
             c = self.controls[n]
             i0 = c.values.index(c.default)
-            desc = html.escape(c.label or n)
+            desc = html.escape(c.display(n))
             if isinstance(c, Slider):
                 rows.append(
                     f'<label class="dltheory-twin-control">{desc} '
@@ -359,7 +436,8 @@ class Explorer:
                                f'{html.escape(c.format(v))}</option>'
                                for i, v in enumerate(c.values))
                 rows.append(f'<label class="dltheory-twin-control">{desc} '
-                            f'<select data-control="{html.escape(n)}">{opts}</select></label>')
+                            f'<select data-control="{html.escape(n)}" aria-label="{desc}">'
+                            f'{opts}</select></label>')
         data = {"controls": [{"name": n, "values": [self.controls[n].format(v)
                                                       for v in self.controls[n].values]}
                              for n in names],
@@ -370,9 +448,12 @@ class Explorer:
         return (
             f'<div class="dltheory-twin" id="{uid}" data-setting="{default}" '
             f'data-settings="{self.size}">{title}'
-            f'<div class="dltheory-twin-controls">{"".join(rows)}</div>'
+            f'<div class="dltheory-twin-controls" style="display:flex;flex-wrap:wrap;'
+            f'align-items:center;gap:0.3em 1.8em;margin-bottom:0.3em">\n'
+            f'{chr(10).join(rows)}\n</div>'
             f'<img style="max-width:100%" src="data:image/png;base64,{images[default]}" '
-            f'alt="{html.escape(labels[default])}">'
+            f'alt="{html.escape(labels[default])}" data-font-pt="{min(fonts):g}" '
+            f'data-dpi="{min(dpis):g}">'
             f'<div class="dltheory-twin-label"><small>{html.escape(labels[default])}</small>'
             f'</div><div class="dltheory-twin-note"><small>Precomputed figures: move the '
             f'controls to switch between all {self.size} settings; run the notebook for the '
