@@ -14,6 +14,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make book       create .venv if needed, execute the notebooks, build _build/html"
 	@echo "make book-student  the same book without the solutions (for a course)"
+	@echo "make colab-edition  the chapters in plain Markdown for Colab (_build/colab-edition; make book does it too)"
 	@echo "make test       unit tests, the -W -n book build, its pages in headless Chromium (if installed)"
 	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
 	@echo "make test-colab Google Colab's runtime (Python 3.13, its jax/flax/IPython): the setup"
@@ -42,6 +43,7 @@ book: $(STAMP)
 	  echo "src/ changed since the last build: executing every notebook again"; rm -rf _build/.jupyter_cache; fi
 	DLTHEORY_PROGRESS=0 DLTHEORY_STATIC_TWINS=1 $(BIN)/python tools/execute_notebooks.py
 	DLTHEORY_PROGRESS=0 DLTHEORY_STATIC_TWINS=1 $(BIN)/jupyter-book build .
+	$(BIN)/python tools/colab_edition.py --out _build/colab-edition
 	@touch _build/.src-stamp
 	@echo
 	@echo "The book is built. Open this page in a browser:"
@@ -53,6 +55,15 @@ book-student: book
 	DLTHEORY_PROGRESS=0 DLTHEORY_STATIC_TWINS=1 $(BIN)/jupyter-book build . --config _build/student/_config.yml --path-output _build/student
 	@echo
 	@echo "The student edition is built:  file://$(CURDIR)/_build/student/_build/html/index.html"
+
+# The Colab edition (tools/colab_edition.py): every chapter notebook in plain Markdown
+# with the numbers of the book's build, under _build/colab-edition (the deploy workflow
+# publishes it on the `colab` branch, which the Colab buttons open). `make book` ends with
+# it; it reads the executed notebooks from the book's jupyter cache and says so if one is
+# missing.
+.PHONY: colab-edition
+colab-edition: $(STAMP)
+	$(BIN)/python tools/colab_edition.py --out _build/colab-edition
 
 # MathJax for the offline browser test (tests/test_browser.py), from the npm registry.
 MATHJAX := tools/browser/node_modules/mathjax/package.json
@@ -68,7 +79,9 @@ test-fast: $(STAMP)
 
 # Reader environments (tools/env_jobs.py; each keeps its own venv, .venv-colab / .venv-min).
 # Set COLAB_PYTHON / MIN_PYTHON to an interpreter when python3.13 / python3.11 are not found.
-test-colab:
+# test-colab executes the Colab edition, made from the cache of the last book build
+# (`make book` or `make test`).
+test-colab: colab-edition
 	$(PYTHON) tools/env_jobs.py colab $(if $(COLAB_PYTHON),--python $(COLAB_PYTHON))
 
 test-min:

@@ -36,9 +36,11 @@ def test_chapter_page_is_complete(built):
     assert len(figures) >= 4, "three static figures and the widget's default view"
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     owner_repo = url.removeprefix("https://github.com/")
-    colab = (f"https://colab.research.google.com/github/{owner_repo}/blob/main/"
+    # the Colab button opens the Colab edition's branch; the source notebook stays linked
+    colab = (f"https://colab.research.google.com/github/{owner_repo}/blob/colab/"
              "book/preliminaries/gradient_descent.ipynb")
     assert colab in page
+    assert f"{url}/blob/main/book/preliminaries/gradient_descent.ipynb" in page
     assert "Stability threshold" in text and "prf:" not in text  # the theorem was rendered
     assert "The best constant learning rate" in text  # exercises are there
 
@@ -79,7 +81,7 @@ def test_every_chapter_page_is_complete(book):
         text = re.sub(r"<[^>]+>", " ", page)
         assert "{glue" not in page, f"{rel}: a glued number was not filled in"
         assert re.search(r'<img[^>]+src="[^"]*(_images/[^"]+\.png|data:image/png)', page), rel
-        assert f"https://colab.research.google.com/github/{owner_repo}/blob/main/{rel}" in page
+        assert f"https://colab.research.google.com/github/{owner_repo}/blob/colab/{rel}" in page
         assert len(re.findall(r'class="[^"]*\bexercise\b', page)) >= 3, f"{rel}: exercises"
         assert "Traceback" not in text, rel
 

@@ -56,6 +56,17 @@ def test_claim_distance_to_glrl_below_1e2_and_monotone_in_init(completion, compl
     assert d[-1].max() > 3e-2
 
 
+def test_greedy_alpha_exponent_and_farthest_iterate():
+    alphas = np.array([1e-8, 1e-6, 1e-4, 1e-2])
+    p = np.array([0.5, 0.25, 1.0])
+    dist = 3.0 * alphas[:, None, None] ** p[None, None, :] * np.array([1.0, 0.5])[None, :, None]
+    res = L.GreedyResult(None, None, None, alphas, dist)
+    np.testing.assert_allclose(res.alpha_exponent, p, rtol=1e-9)
+    assert res.farthest_iterate == 2   # alpha^0.25 is the largest at alpha = 1e-8
+    one = L.GreedyResult(None, None, None, alphas[:1], dist[:1])
+    assert np.all(np.isnan(one.alpha_exponent))
+
+
 def test_claim_counterexample_nuclear_norm_gap():
     eps = 0.25
     res = L.counterexample_experiment(eps, init_scales=(1e-6,))
@@ -235,6 +246,25 @@ def test_max_slope_ratio_deviation_is_the_worst_direction():
     assert res.max_slope_ratio_deviation == pytest.approx(0.12, rel=1e-9)
     assert result(pred.copy()).max_slope_ratio_deviation == 0
     assert np.isnan(result(np.array([pred[0], np.nan, pred[2]])).max_slope_ratio_deviation)
+
+
+def test_discrete_slope_prediction_and_which_is_closer():
+    lam, lr = np.array([4.0, 2.0, 1.0]), 0.02
+    cont, disc = 1 / (2 * lr * lam), 1 / np.log1p(2 * lr * lam)
+    np.testing.assert_allclose(disc, [6.7382, 12.9929, 25.4967], rtol=1e-4)
+
+    def result(slope):
+        n = len(lam)
+        return L.PlateauResult(None, lam, np.zeros((4, n)), np.zeros(4), slope, np.zeros(n),
+                               np.ones(n), cont, np.zeros((4, n)), disc)
+
+    near_discrete = result(disc * np.array([0.98, 1.01, 0.995]))
+    assert near_discrete.max_discrete_ratio_deviation == pytest.approx(0.02, rel=1e-9)
+    assert near_discrete.closer_prediction == "discrete"
+    assert result(cont * 1.001).closer_prediction == "continuous"
+    with pytest.raises(ValueError, match="discrete_slope"):
+        L.PlateauResult(None, lam, np.zeros((4, 3)), np.zeros(4), cont, np.zeros(3),
+                        np.ones(3), cont, np.zeros((4, 3))).discrete_ratio
 
 
 # --------------------------------------------------------------------------------------

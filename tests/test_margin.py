@@ -212,3 +212,10 @@ def test_cnn_paper_preset_on_the_cifar_standin(tmp_path):
     assert run.order == 2 and run.n == 16
     assert run.log_loss[-1] <= run.log_loss[0]
     assert np.isfinite(run.normalized).all()
+
+
+def test_widget_title_power_of_ten_is_mathtext():
+    from dltheory.margin import homogeneous as H
+
+    assert H._pow10(-1389.4) == "10^{-1389}"
+    assert H._pow10(2.0) == "10^{2}"

@@ -323,6 +323,22 @@ def test_widget_redraws_without_compiling():
     assert compiled() == 0
 
 
+def test_widget_figures_are_legible_at_the_text_width():
+    import warnings
+
+    from dltheory import plotting
+
+    pairs, gres = N.growth_grid(10, width=8, examples=16)
+    eres = N.widget_grid(20, log_every=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", plotting.SmallTextWarning)
+        figs = [N.growth_figure(pairs, gres, 0), N.equilibrium_figure(eres, 0)]
+    for fig in figs:
+        assert fig.get_size_inches()[0] <= 7.5
+        assert len(fig.axes) == 4                       # a 2 x 2 grid
+        assert plotting.smallest_text_px(fig) >= plotting.MIN_TEXT_PX
+
+
 @pytest.mark.slow  # compiling the vmapped ResNet takes most of a minute on two CPU cores
 def test_paper_preset_runs_on_the_cifar_standin(tmp_path):
     if not hasattr(D, "write_cifar10_standin") or not hasattr(models, "ResNet"):

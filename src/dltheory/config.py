@@ -16,6 +16,7 @@ path of the long one.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -172,7 +173,7 @@ class Preset:
             @classmethod
             def paper(cls): return cls(steps=20_000, seeds=256)
 
-        sizes = Sizes.current()   # quick on a laptop, paper on a GPU
+        sizes = Sizes.current()   # quick unless DLTHEORY_SCALE=paper
     """
 
     @classmethod
@@ -185,14 +186,66 @@ class Preset:
 
     @classmethod
     def for_scale(cls: type[P], which: str | None = None) -> P:
-        """The preset for ``which`` (``"quick"`` or ``"paper"``), or for :func:`scale`."""
+        """The preset for ``which`` (``"quick"`` or ``"paper"``), or for :func:`scale`.
+
+        The ``paper`` preset is :meth:`capped` at :func:`max_steps` when
+        ``DLTHEORY_MAX_STEPS`` is set.
+        """
         if which is None:
             which = scale()
         if which not in SCALES:
             raise ValueError(f"argument `which` must be 'quick' or 'paper'; got {which!r}")
-        return getattr(cls, which)()
+        preset = getattr(cls, which)()
+        cap = max_steps() if which == "paper" else None
+        return preset if cap is None else preset.capped(cap)
+
+    @staticmethod
+    def is_count(name: str) -> bool:
+        """Whether field ``name`` counts steps or epochs (``steps``, ``*_steps``,
+        ``epochs``, ``*_epochs``)."""
+        return name in ("steps", "epochs") or name.endswith(("_steps", "_epochs"))
+
+    @staticmethod
+    def is_interval(name: str) -> bool:
+        """Whether field ``name`` is a logging interval (``log_every``, ``*_log_every``)."""
+        return name == "log_every" or name.endswith("_log_every")
+
+    def capped(self: P, cap: int) -> P:
+        """This preset with every step and epoch count at most ``cap``, shapes unchanged.
+
+        Every integer field that :meth:`is_count` is replaced by ``min(value, cap)``; every
+        other field (widths, batch sizes, seeds, data sizes) is kept. A logging interval
+        (:meth:`is_interval`) becomes the greatest common divisor of itself and the capped
+        counts it divided before, so each of those counts stays a multiple of it (the
+        engines need ``steps % log_every == 0``). A preset whose fields are related in
+        another way overrides this method.
+
+        Args:
+          cap: the largest step or epoch count, a positive integer.
+
+        Returns:
+          A preset of the same class.
+
+        Raises:
+          TypeError: if ``cap`` is not an integer.
+          ValueError: if ``cap < 1``.
+        """
+        if isinstance(cap, bool) or not isinstance(cap, int):
+            raise TypeError(f"argument `cap` must be a positive int; got {cap!r}")
+        if cap < 1:
+            raise ValueError(f"argument `cap` must be a positive int; got {cap!r}")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        counts = {k: v for k, v in fields.items()
+                  if self.is_count(k) and isinstance(v, int) and not isinstance(v, bool)}
+        new = {k: min(v, cap) for k, v in counts.items()}
+        for k, every in fields.items():
+            if not (self.is_interval(k) and isinstance(every, int) and every > 0):
+                continue
+            served = [new[c] for c, v in counts.items() if v % every == 0]
+            new[k] = math.gcd(every, *served) if served else every
+        return dataclasses.replace(self, **new)
 
     @classmethod
     def current(cls: type[P]) -> P:
-        """The preset for the scale this session runs at (see :func:`scale`)."""
+        """The preset for the current scale: ``quick`` or ``paper`` (see :func:`scale`)."""
         return cls.for_scale(None)

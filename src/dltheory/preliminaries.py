@@ -49,6 +49,7 @@ __all__ = [
     "EdgeOfStabilityResult",
     "edge_of_stability",
     "plot_run",
+    "gd_verdict",
     "gd_figure",
     "gd_explorer",
 ]
@@ -405,7 +406,7 @@ def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
     ax_path.set(xlim=(-box, box), ylim=(-box, box), aspect="equal",
                 xlabel=r"$x_1$ ($\lambda = %.3g$)" % lam[0],
                 ylabel=r"$x_2$ ($\lambda = %.3g$)" % lam[1])
-    ax_path.legend(loc="lower left", frameon=True, fontsize=8.5)
+    ax_path.legend(loc="lower left", frameon=True)
     if ax_loss is None:
         return
     plotting.curves(ax_loss, run.steps, run["loss"], label="gradient descent",
@@ -420,6 +421,35 @@ def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
     ax_loss.legend(loc="best", frameon=False)
 
 
+def gd_verdict(ratio: float) -> str:
+    """What gradient descent does along the top eigenvector when ``eta lambda_max = ratio``.
+
+    The coordinate is multiplied by ``1 - ratio`` per step (the theorem of the chapter):
+    below 1 it shrinks without changing sign, between 1 and 2 it shrinks while flipping
+    sign, at exactly 2 it flips sign with constant size (gradient descent neither
+    converges nor diverges: the loss stops falling once the other directions have
+    converged), above 2 it grows. Ratios
+    within a relative ``1e-9`` of 1 or 2 count as equal to them, so that a grid value such
+    as ``0.5 * 4.0`` lands on the boundary it names.
+
+    Args:
+      ratio: ``eta * lambda_max``, a finite number > 0.
+
+    Returns:
+      A short phrase for a figure title.
+    """
+    ratio = V.check_positive("ratio", ratio)
+    if np.isclose(ratio, 2.0, rtol=1e-9, atol=0.0):
+        return "on the threshold: neither converges nor diverges"
+    if ratio > 2:
+        return "diverges"
+    if np.isclose(ratio, 1.0, rtol=1e-9, atol=0.0):
+        return "converges, top direction in one step"
+    if ratio > 1:
+        return "oscillates, converges"
+    return "converges monotonically"
+
+
 def gd_figure(lr: float, curvature: float, steps: int = 60, fig: Any = None):
     """The widget's figure: GD at ``lr`` on eigenvalues ``(LAMBDA_MIN, curvature)``.
 
@@ -430,16 +460,15 @@ def gd_figure(lr: float, curvature: float, steps: int = 60, fig: Any = None):
 
     lam = (LAMBDA_MIN, V.check_positive("curvature", curvature))
     run = gd_on_quadratic(lam, lr, steps, x0=(1.2, 1.2))
-    fig, (a, b) = plotting.figure(2, width=9.5, height=4.0,
+    fig, (a, b) = plotting.figure(2, width=7.5, height=4.2,
                                   reuse="detached" if fig is None else fig)
     plot_run(a, b, lam, lr, run, x0=(1.2, 1.2))
     ratio = lr * curvature
-    verdict = ("diverges" if ratio > 2 else "oscillates, converges" if ratio > 1
-               else "converges monotonically")
+    verdict = gd_verdict(ratio)
     # Plain Unicode, not mathtext: a title that changes with every setting would be
     # parsed as new LaTeX on each redraw, which is most of a widget update's time.
-    fig.suptitle(f"η = {lr:.3g}, λ_max = {curvature:.3g}: ηλ_max = {ratio:.3g} ({verdict}; "
-                 f"threshold 2/λ_max = {2 / curvature:.3g})", fontsize=11.5)
+    fig.suptitle(f"η = {lr:.3g}, λ_max = {curvature:.3g}: ηλ_max = {ratio:.3g} "
+                 f"(threshold 2/λ_max = {2 / curvature:.3g})\n{verdict}")
     return fig
 
 

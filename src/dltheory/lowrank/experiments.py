@@ -144,6 +144,24 @@ class GreedyResult:
         order = np.argsort(self.init_scales)
         return bool(np.all(np.diff(self.worst[order], axis=0) > 0))
 
+    @property
+    def alpha_exponent(self) -> np.ndarray:
+        """Per GLRL iterate ``r``, the exponent ``p_r`` of a least-squares fit
+        ``worst ~ C alpha^{p_r}`` over the init scales (log-log slope), shape ``(R,)``:
+        how fast the trajectory's distance to ``W_r`` shrinks with ``alpha``. NaN with
+        fewer than two init scales."""
+        if len(self.init_scales) < 2:
+            return np.full(self.worst.shape[1], np.nan)
+        x = np.log(self.init_scales)
+        return np.array([np.polyfit(x, np.log(self.worst[:, r]), 1)[0]
+                         for r in range(self.worst.shape[1])])
+
+    @property
+    def farthest_iterate(self) -> int:
+        """The ``r`` (1-based) of the GLRL iterate that the trajectory from the smallest
+        init scale approaches least closely (largest worst-seed distance)."""
+        return int(np.argmax(self.worst[int(np.argmin(self.init_scales))])) + 1
+
 
 def greedy_experiment(problem: LowRankProblem, init_scales: Any, *, seeds: int = 2,
                       lr: float = 0.05, steps: int = 8000, log_every: int = 20,

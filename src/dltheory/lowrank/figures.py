@@ -98,11 +98,11 @@ def glrl_figure(init_scale: float, depth: int, target: str, *, sizes: GreedySize
     grid = _glrl_grid(sizes.d, sizes.widget_steps, sizes.lr, tuple(sizes.depths))
     _p, g, f, dist = grid[target, depth]
     i = int(np.argmin(np.abs(np.log(f.init_scales / init_scale))))
-    fig, (a, b) = plotting.figure(2, width=10.5, height=3.9,
+    fig, (a, b) = plotting.figure(2, width=9.5, height=4.0,
                                   reuse="detached" if fig is None else fig)
     plot_spectrum(a, f, i, k=4, levels=[np.linalg.svd(w, compute_uv=False)[r]
                                         for r, w in enumerate(g.iterates)][:4])
-    a.legend(loc="lower right", fontsize=8, frameon=False)
+    a.legend(loc="lower right", fontsize=9, frameon=False)
     a.set_title("singular values of W(t) (dotted: GLRL's)", fontsize=10)
     if f.spectrum[i, :, 0].max() < 1e-6:
         a.text(0.5, 0.5, f"W(t) stays below 1e-6: from α = {f.init_scales[i]:.0e} a depth-{depth}\n"
@@ -114,7 +114,7 @@ def glrl_figure(init_scale: float, depth: int, target: str, *, sizes: GreedySize
                    alpha=1.0 if j == i else 0.35, lw=2.2 if j == i else 1,
                    label=f"α = {alpha:.0e}")
     b.set(xlabel="GLRL rank r", ylabel="min_t |W(t) - W_r| / |W_r|", xticks=r)
-    b.legend(fontsize=8, frameon=False)
+    b.legend(fontsize=9, frameon=False)
     b.set_title("distance to the GLRL iterates", fontsize=10)
     fig.suptitle(f"depth {depth}, target {target}, init α = {f.init_scales[i]:.0e}: "
                  f"final loss {f.loss[i, -1]:.2e}", fontsize=11)

@@ -104,7 +104,7 @@ def glrl(problem: LowRankProblem, *, epsilon: float = 1e-10, tol: float = 1e-6,
 
     References:
       Li, Luo, Lyu (2021), arXiv:2012.09839 (the GLRL algorithm and the depth-2
-      equivalence theorem; numbering not checked against the paper's text).
+      equivalence theorem for depth-2 factorizations).
     """
     if not isinstance(problem, LowRankProblem):
         raise TypeError(f"argument `problem` must be a LowRankProblem; got "

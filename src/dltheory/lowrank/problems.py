@@ -201,9 +201,9 @@ def counterexample_problem(epsilon: float = 0.25) -> LowRankProblem:
     initialization follows GLRL, whose first phase already fits every observation
     with the rank-one matrix, so it stops there.
 
-    The instance is built on the paper's recipe (an exact rank-one fit reached by
-    GLRL whose trace exceeds the minimum); the session that wrote this could not
-    retrieve the paper's own numeric instance, so this is not claimed to be it.
+    The instance follows the paper's recipe for counter-examples (an exact rank-one
+    fit reached by GLRL whose trace exceeds the minimum); it is a small instance of
+    that recipe, not a copy of the paper's numbers.
 
     References:
       Li, Luo, Lyu (2021), arXiv:2012.09839 (counter-examples to the

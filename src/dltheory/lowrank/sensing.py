@@ -5,8 +5,8 @@ sensing) is ``dU/dt ~ 2 M U``, so the component of ``U`` along the ``s``-th eige
 of ``M`` grows like ``alpha exp(2 lambda_s t)`` until it is learned. Direction ``s``
 therefore appears after about ``ln(1/alpha) / (2 lambda_s)`` time, i.e.
 ``ln(1/alpha) / (2 eta lambda_s)`` gradient steps: plateau times are linear in
-``ln(1/alpha)`` with that slope (Jin, Li, Lyu, Du, Lee 2023, main theorems and experiments; section and theorem
-numbers of both papers were not checked against the papers' text).
+``ln(1/alpha)`` with that slope (Jin, Li, Lyu, Du, Lee 2023, main theorems and
+experiments).
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ class PlateauResult:
       predicted_slope: ``1 / (2 eta lambda_s)`` steps per unit of ``ln(1/alpha)``.
       to_best: ``min_t |W(t) - M_s|_F / |M_s|_F`` for the best rank-``s`` approximations
         ``M_s`` of the target (the plateaus), shape ``(n_runs, S)``.
+      discrete_slope: ``1 / ln(1 + 2 eta lambda_s)``, the slope of the discrete-time
+        linearization (gradient descent multiplies the growing component by
+        ``1 + 2 eta lambda_s`` per step); ``None`` when not computed.
     """
 
     flow: FlowResult
@@ -102,6 +105,7 @@ class PlateauResult:
     r2: np.ndarray
     predicted_slope: np.ndarray
     to_best: np.ndarray
+    discrete_slope: np.ndarray | None = None
 
     @property
     def slope_ratio(self) -> np.ndarray:
@@ -114,6 +118,27 @@ class PlateauResult:
         plateau slope is from the theory's ``1 / (2 eta lambda_s)``, as a fraction (NaN
         when a direction has no fit)."""
         return float(np.abs(self.slope_ratio - 1).max())
+
+    @property
+    def discrete_ratio(self) -> np.ndarray:
+        """measured slope / discrete-time slope ``1 / ln(1 + 2 eta lambda_s)``, per ``s``."""
+        if self.discrete_slope is None:
+            raise ValueError("this PlateauResult has no discrete_slope")
+        return self.slope / self.discrete_slope
+
+    @property
+    def max_discrete_ratio_deviation(self) -> float:
+        """``max_s |slope_s / discrete_s - 1|``, the worst direction's distance from the
+        discrete-time prediction, as a fraction."""
+        return float(np.abs(self.discrete_ratio - 1).max())
+
+    @property
+    def closer_prediction(self) -> str:
+        """``"discrete"`` when the fitted slopes are closer (in the worst direction) to
+        ``1 / ln(1 + 2 eta lambda_s)`` than to ``1 / (2 eta lambda_s)``, else
+        ``"continuous"``."""
+        d, c = self.max_discrete_ratio_deviation, self.max_slope_ratio_deviation
+        return "discrete" if d < c else "continuous"
 
 
 def incremental_learning(problem: LowRankProblem, init_scales: Any, *, seeds: Any = 0,
@@ -147,7 +172,7 @@ def incremental_learning(problem: LowRankProblem, init_scales: Any, *, seeds: An
             slope[s], icpt[s] = b, a
             r2[s] = 1 - np.sum((times[ok, s] - pred) ** 2) / ss if ss > 0 else np.nan
     return PlateauResult(flow, lam, times, x, slope, icpt, r2, 1.0 / (2 * lr * lam),
-                         flow.ref_min)
+                         flow.ref_min, 1.0 / np.log1p(2 * lr * lam))
 
 
 @dataclasses.dataclass(frozen=True)

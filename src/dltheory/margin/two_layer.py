@@ -155,6 +155,14 @@ def _widget_data(n=16, seed=3):
     return (x, y), (x2, y2)
 
 
+def _log_interval(steps: int, points: int) -> int:
+    """The largest divisor of ``steps`` that logs at least ``points`` times (or every step),
+    so that ``steps`` is a multiple of it."""
+    steps = int(steps)
+    target = max(1, steps // max(1, int(points)))
+    return max(k for k in range(1, target + 1) if steps % k == 0)
+
+
 def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     """Every widget setting (alpha x init scale x width x data) as one vmapped call of
     constant-lr gradient descent; widths share one shape (unused neurons are zero)."""
@@ -173,7 +181,7 @@ def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     runs = train_margin_grid(leaky_apply, stacked,
                              {"x": np.stack(xx), "alpha": np.asarray(al)}, np.stack(yy),
                              order=2, schedules=[constant_lr(lr)] * len(settings),
-                             steps=steps, log_every=max(1, steps // 60), data_axis=0,
+                             steps=steps, log_every=_log_interval(steps, 60), data_axis=0,
                              record_params=True)
     return {"settings": settings, "runs": runs, "x": np.stack(xx), "y": np.stack(yy)}
 
@@ -192,7 +200,7 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
     svm = max_margin_linear(x, y)
     mu = (y[:, None] * x).sum(0)
     w, a = run.params["w"][:, :width], run.params["a"][:, :width]
-    fig, (ax, bx) = plotting.figure(2, width=10.5, height=4.3,
+    fig, (ax, bx) = plotting.figure(2, width=9.5, height=4.3,
                                     reuse="detached" if fig is None else fig)
     ax.scatter(x[:, 0], x[:, 1], c=np.where(y > 0, "#1f5aa6", "#d1495b"), s=22, zorder=3)
     wf = w[-1]
@@ -208,7 +216,7 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
             label="max-margin boundary")
     ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", xlabel="$x_1$",
            ylabel="$x_2$", title="final neurons (teal: a_k > 0, amber: a_k < 0)")
-    ax.legend(loc="lower left", fontsize=8, frameon=True)
+    ax.legend(loc="lower left", fontsize=9, frameon=True)
     gmax = max_normalized_margin(svm.margin, alpha)
     v = np.einsum("tk,tkd->td", a, w)
     cos = v @ u / np.maximum(np.linalg.norm(v, axis=1), 1e-300)
@@ -218,7 +226,7 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
             label="margin / ((1+α)γ*/4)")
     bx.axhline(1.0, color="0.6", lw=0.8)
     bx.set(xlabel="GD step", ylim=(-0.25, 1.55), title="alignment and margin")
-    bx.legend(loc="lower right", fontsize=8, frameon=False)
+    bx.legend(loc="lower right", fontsize=9, frameon=False)
     lin = is_linear_on(jax.tree.map(lambda t: t[-1], run.params), x, alpha)
     fig.suptitle(f"α = {alpha:g}, init {init_scale:g}, width {width}, {data} data: "
                  f"final margin ratio {run.normalized[-1] / gmax:.3f}, distance from linear "
@@ -229,7 +237,12 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
 def alignment_figure(grid: dict, alpha: float = 0.2, init_scale: float = 1e-4,
                      width: int = 20, data: str = "symmetric"):
     """Neurons as arrows at three moments: initialization, when the alignment with ``mu``
-    first exceeds 0.95 (loss still near ``ln 2``), and the end of the run."""
+    first exceeds 0.95 (loss still near ``ln 2``), and the end of the run.
+
+    Three small multiples sized for the book's text width, with one legend for the
+    colours (teal/amber: sign of ``a_k``; blue/red: label of the data; dashed: ``mu``)."""
+    from matplotlib.lines import Line2D
+
     from dltheory import plotting
 
     i = grid["settings"].index((alpha, init_scale, width, data))
@@ -239,7 +252,7 @@ def alignment_figure(grid: dict, alpha: float = 0.2, init_scale: float = 1e-4,
     w, a = run.params["w"][:, :width], run.params["a"][:, :width]
     align = alignment_with_mu(w, mu)
     k = int(np.argmax(align > 0.95)) if np.any(align > 0.95) else len(align) // 2
-    fig, axes = plotting.figure(3, width=12, height=4.2)
+    fig, axes = plotting.figure(3, width=7.5, height=3.5)
     m = mu / np.linalg.norm(mu)
     for ax, t in zip(axes, (0, k, len(run.steps) - 1)):
         ax.scatter(x[:, 0], x[:, 1], c=np.where(y > 0, "#1f5aa6", "#d1495b"), s=16, zorder=3)
@@ -251,9 +264,17 @@ def alignment_figure(grid: dict, alpha: float = 0.2, init_scale: float = 1e-4,
                         arrowprops={"arrowstyle": "->", "color": c, "lw": 1.3})
         ax.plot([-1.4 * m[0], 1.4 * m[0]], [-1.4 * m[1], 1.4 * m[1]], "k--", lw=0.9)
         ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xlabel="$x_1$",
-               title=f"step {run.steps[t]}: loss {np.exp(run.log_loss[t]):.4g}\n"
-                     f"mean |cos(w_k, μ)| = {align[t]:.3f}")
+               xticks=(-1, 0, 1), yticks=(-1, 0, 1))
+        ax.set_title(f"step {run.steps[t]}\nloss {np.exp(run.log_loss[t]):.3f}\n"
+                     f"mean $|\\cos(w_k, \\mu)|$ = {align[t]:.2f}", fontsize=10)
     axes[0].set_ylabel("$x_2$")
+    handles = [Line2D([], [], color="#2a9d8f", lw=2, label="$w_k$, $a_k > 0$"),
+               Line2D([], [], color="#e9c46a", lw=2, label="$w_k$, $a_k < 0$"),
+               Line2D([], [], color="k", ls="--", lw=0.9, label=r"$\pm\mu$"),
+               Line2D([], [], color="#1f5aa6", marker="o", ls="none", label="$y = +1$"),
+               Line2D([], [], color="#d1495b", marker="o", ls="none", label="$y = -1$")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, frameon=False,
+               fontsize=9, handlelength=1.5, columnspacing=1.0)
     return fig, {"align_step": int(run.steps[k]), "align_loss": float(np.exp(run.log_loss[k])),
                  "loss0": float(np.exp(run.log_loss[0])), "align": float(align[k])}
 
@@ -311,8 +332,9 @@ def manipulation_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
     mirror image), ``"mirror dropped"`` removes the mirror images of a quarter of the
     points. Both keep the data linearly separable.
 
-    These are *not* (verified to be) the construction of Lyu, Li, Wang, Arora (2021),
-    Section 6; see the chapter for what they show.
+    They probe the symmetry assumption of Lyu, Li, Wang, Arora (2021); they are not the
+    paper's fragility construction (data on which gradient flow ends at a linear
+    classifier with a suboptimal margin).
     """
     sizes = LRSizes.current() if sizes is None else sizes
     x, y = symmetric_separable_data(sizes.n, sizes.d, gap=0.1, key=seed)

@@ -48,7 +48,8 @@ def widget_grid(steps: int, batch_size: int = 32, width: int = 64,
 
 
 def equilibrium_figure(res: EquilibriumResult, index: int, fig: Any = None):
-    """Effective LR, angular update and test accuracy of run ``index`` of ``res``.
+    """Effective LR, angular update, squared weight norm and test accuracy of run
+    ``index`` of ``res``, as a 2 x 2 grid sized for the book's text width.
 
     The dashed lines are the predictions: the angular update ``sqrt(2 eta lambda)``
     (exactly ``arctan(sqrt(eta lambda (2 - eta lambda)) / (1 - eta lambda))``).
@@ -56,28 +57,30 @@ def equilibrium_figure(res: EquilibriumResult, index: int, fig: Any = None):
     from dltheory import plotting
 
     cfg = res.configs[index]
-    fig, (a, b, c) = plotting.figure(3, width=12.5, height=3.8,
-                                     reuse="detached" if fig is None else fig)
+    fig, ((a, b), (n, c)) = plotting.figure(2, 2, width=7.5, height=6.2,
+                                            reuse="detached" if fig is None else fig)
     steps = res.steps
     for g in range(res.effective_lr.shape[-1]):
         a.semilogy(steps, res.effective_lr[index, 0, :, g], label=f"layer {g + 1}")
         b.plot(steps[1:], res.angular[index, 0, :, g], label=f"layer {g + 1}")
+        n.semilogy(steps, cfg.eta / res.effective_lr[index, 0, :, g], label=f"layer {g + 1}")
     x = cfg.product
     pred = np.arctan(np.sqrt(x * (2 - x)) / (1 - x))
     b.axhline(pred, color="k", ls="--", lw=1, label="√(2ηλ) (prediction)")
     tau = 1 / x
-    for ax in (a, b, c):
+    for ax in (a, b, n, c):
         if tau < steps[-1]:
             ax.axvline(tau, color="0.6", lw=0.8, ls=":")
+    n.set(xlabel="step", ylabel="|w|²", title="squared weight norm")
     a.set(xlabel="step", ylabel="effective LR η/|w|²", title="effective learning rate")
     b.set(xlabel="step", ylabel="angle per step (rad)", title="angular update",
           ylim=(0, max(2.2 * pred, 0.05)))
     c.plot(steps, 100 * res.test_accuracy[index, 0], color="#1f5aa6")
     c.set(xlabel="step", ylabel="test accuracy (%)", title="test accuracy", ylim=(0, 100))
-    a.legend(frameon=False, fontsize=8.5)
-    b.legend(frameon=False, fontsize=8.5, loc="upper right")
+    a.legend(frameon=False, fontsize=9)
+    b.legend(frameon=False, fontsize=9, loc="upper right")
     fig.suptitle(f"η = {cfg.eta:g}, λ = {cfg.wd:g}, initial norm ×{cfg.init_scale:g}: "
-                 f"ηλ = {x:g}, 1/(ηλ) = {tau:.0f} steps (dotted)", fontsize=11.5)
+                 f"ηλ = {x:g}, 1/(ηλ) = {tau:.0f} steps (dotted)", fontsize=11)
     return fig
 
 
@@ -124,12 +127,13 @@ def growth_grid(steps: int, width: int = 32, examples: int = 128):
 
 
 def growth_figure(pairs, res, index: int, fig: Any = None):
-    """Squared norm, effective learning rate and loss of GD run ``index`` (no weight decay)."""
+    """Squared norm, effective learning rate, loss and training accuracy of GD run
+    ``index`` (no weight decay), as a 2 x 2 grid sized for the book's text width."""
     from dltheory import plotting
 
     eta, c = pairs[index]
-    fig, (a, b, d) = plotting.figure(3, width=12.5, height=3.6,
-                                     reuse="detached" if fig is None else fig)
+    fig, ((a, b), (d, e)) = plotting.figure(2, 2, width=7.5, height=5.8,
+                                            reuse="detached" if fig is None else fig)
     steps = res.steps
     sq = res.sq_norm[index] * c ** 2
     for g in range(sq.shape[-1]):
@@ -139,8 +143,11 @@ def growth_figure(pairs, res, index: int, fig: Any = None):
     a.set(xlabel="step", ylabel="|w|²", title="the norm only grows")
     b.set(xlabel="step", ylabel="effective LR η/|w|²", title="effective learning rate")
     d.set(xlabel="step", ylabel="training loss", title="loss (full-batch GD)")
-    a.legend(frameon=False, fontsize=8.5)
-    fig.suptitle(f"GD without weight decay, η = {eta:g}, initial norm ×{c:g}", fontsize=11.5)
+    e.plot(steps, 100 * res.accuracy[index], color="#1f5aa6")
+    e.set(xlabel="step", ylabel="training accuracy (%)", title="training accuracy",
+          ylim=(0, 100))
+    a.legend(frameon=False, fontsize=9)
+    fig.suptitle(f"GD without weight decay, η = {eta:g}, initial norm ×{c:g}", fontsize=11)
     return fig
 
 

@@ -10,6 +10,9 @@
 - ``figures``: figures and widgets; ``cifar``: the paper preset.
 
 References:
+  Li, Tai, E (2017), Stochastic Modified Equations and Adaptive Stochastic Gradient
+  Algorithms, arXiv:1511.06251 (the SDE of SGD); Krizhevsky (2014), arXiv:1404.5997, and
+  Goyal et al. (2017), arXiv:1706.02677 (the linear scaling rule);
   Li, Malladi, Arora (2021), On the Validity of Modeling SGD with Stochastic Differential
   Equations, arXiv:2102.12470; Malladi, Lyu, Panigrahi, Arora (2022), On the SDEs and
   Scaling Rules for Adaptive Gradient Algorithms, arXiv:2205.10287.

@@ -1,6 +1,6 @@
 """Paper scale for Part I: SVAG and the scaling rules on CIFAR-10 with a ResNet (GPU).
 
-The papers' setups (Li, Malladi, Arora 2021, Section 4: PreResNet-32 on CIFAR-10, SGD at
+The papers' setups (Li, Malladi, Arora 2021: PreResNet-32 on CIFAR-10, SGD at
 ``lr = 0.8``, batch 128, weight decay 5e-4, SVAG up to ``l = 32``; Malladi et al. 2022:
 ResNet on CIFAR-10, RMSprop/Adam at batch 256 rescaled by the square-root rule) as one
 function, :func:`cifar_run`, that trains ``dltheory.models.ResNet`` on
@@ -121,7 +121,7 @@ def cifar_run(config: R.OptimizerConfig, *, l: float = 1.0, sizes: CifarSizes | 
     ``weight_decay / 2 |theta|^2`` to the loss (the papers use 5e-4 and 1e-4).
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, Section 4; Malladi, Lyu, Panigrahi,
+      Li, Malladi, Arora (2021), arXiv:2102.12470; Malladi, Lyu, Panigrahi,
       Arora (2022), arXiv:2205.10287 (CIFAR-10 experiments).
     """
     from dltheory import data as D

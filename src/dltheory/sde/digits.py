@@ -81,7 +81,7 @@ def svag_digits(ls: Sequence[int] = (1, 2, 4), *, lr: float = 0.1, batch_size: i
     its SDE: if the ``l = 1`` curve already sits on the limit, the SDE describes SGD.
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, Section 4 (SVAG experiments, "effective
+      Li, Malladi, Arora (2021), arXiv:2102.12470 (SVAG experiments, "effective
       steps" = steps / l).
     """
     ls = _check_levels(ls)
@@ -172,7 +172,7 @@ def lsr_digits(kappas: Sequence[int] = (1, 4, 16, 64), *, base_batch: int = 4,
     the noise-to-signal ratio ``N_t / G_t`` at every batch size ``kappa B`` is known.
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, Section 5 (the LSR needs the noise to
+      Li, Malladi, Arora (2021), arXiv:2102.12470 (the LSR needs the noise to
       dominate, ``N_t / G_t`` large at the larger batch).
     """
     kappas = _check_levels(kappas)
@@ -228,7 +228,7 @@ def scaling_rules_digits(kappas: Sequence[int] = (1, 4, 16), *,
         close to one so that ``16 (1 - b1)`` is still below one).
 
     References:
-      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287, Section 5 (square-root
+      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the square-root
       scaling rule) and its experiments.
     """
     kappas = _check_levels(kappas)

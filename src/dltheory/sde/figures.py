@@ -19,16 +19,30 @@ __all__ = ["svag_figure", "svag_explorer", "rules_figure", "rules_explorer"]
 RULE_NAMES = {"none": "no rescaling", "linear": "linear rule", "sqrt": "square-root rule"}
 
 
-def svag_figure(res: SVAGQuadraticResult, l: int, fig: Any = None):
+def svag_figure(res: SVAGQuadraticResult, l: int, fig: Any = None, *,
+                inline: bool = False):
     """``E |x_t|^2`` of SVAG at level ``l`` against the SDE (left) and the final gap to the
-    SDE at every level with the ``1 / l`` reference (right)."""
+    SDE at every level with the ``1 / l`` reference (right).
+
+    Args:
+      res: the result of :func:`~dltheory.sde.quadratic.svag_quadratic`.
+      l: the highlighted SVAG level, one of ``res.ls``.
+      fig: a figure from a previous call to draw into again (what the widget does), or
+        ``None`` for a new one.
+      inline: with ``fig=None``, make the new figure a pyplot figure, which a notebook
+        shows below the cell like any other; otherwise it is a detached figure, shown
+        only where it is displayed (the widget's views).
+
+    Returns:
+      The figure.
+    """
     from dltheory import plotting
 
     i = int(np.flatnonzero(res.ls == int(l))[0]) if int(l) in res.ls else None
     if i is None:
         raise ValueError(f"argument `l` must be one of {list(res.ls)}; got {l!r}")
-    fig, (a, b) = plotting.figure(2, width=10, height=3.9,
-                                  reuse="detached" if fig is None else fig)
+    reuse = fig if fig is not None else (None if inline else "detached")
+    fig, (a, b) = plotting.figure(2, width=7.5, height=3.9, reuse=reuse)
     a.plot(res.times, res.sde_exact, "k-", lw=2.5, alpha=0.35, label="SDE, exact")
     a.plot(res.times, res.em, "k--", lw=1.2, label="SDE, Euler-Maruyama")
     for j in range(len(res.ls)):
@@ -46,7 +60,7 @@ def svag_figure(res: SVAGQuadraticResult, l: int, fig: Any = None):
     b.axhline(2 * res.svag_se.mean(), color="0.6", lw=0.8, ls=":",
               label="2 standard errors")
     b.set(xlabel="SVAG level $l$", ylabel="gap to the SDE at $T$", title="order-1 convergence")
-    b.legend(frameon=False, fontsize=8.5)
+    b.legend(frameon=False)
     return fig
 
 
@@ -83,7 +97,7 @@ def rules_figure(res: RuleResult, kappa: int, rule: str, fig: Any = None):
                       f"b2 {cfg.b2:.4g}, eps {cfg.eps:.2g}")
     ax.set(xlabel="epoch", ylabel="training loss",
            title=f"{RULE_NAMES[rule]}, batch x{kappa}: max |log-loss gap| = {gap:.2f}")
-    ax.legend(frameon=False, fontsize=8.5)
+    ax.legend(frameon=False)
     return fig
 
 

@@ -110,8 +110,8 @@ def svag_quadratic(ls: Sequence[int] = (1, 2, 4, 8, 16), *, eta: float = 0.4,
       log_points: records along the run (besides time 0).
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, eq. (5), Theorem 4.3 (SVAG is an order-1
-      weak approximation of the SDE (2): the error in ``E g(X_T)`` is ``O(1 / l)``).
+      Li, Malladi, Arora (2021), arXiv:2102.12470 (SVAG, and the theorem that it is an
+      order-1 weak approximation of the SDE of SGD: the error in ``E g(X_T)`` is ``O(1 / l)``).
     """
     ls = _check_levels(ls)
     eta = V.check_positive("eta", eta)
@@ -201,7 +201,7 @@ def rmsprop_svag_quadratic(ls: Sequence[int] = (1, 2, 4), *, eta: float = 0.2,
     :func:`~dltheory.sde.adaptive_svag_config`.
 
     References:
-      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287, Section 4.1 (RMSprop SDE) and
+      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the RMSprop SDE) and
       the adaptive SVAG used to test it.
     """
     ls = _check_levels(ls)

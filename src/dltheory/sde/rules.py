@@ -3,9 +3,9 @@
 An :class:`OptimizerConfig` is the set of numbers a scaling rule acts on (learning rate,
 batch size, betas, eps); :meth:`OptimizerConfig.spec` turns it into an engine optimizer.
 
-- Linear scaling rule (LSR; Goyal et al. 2017, analysed by Li, Malladi, Arora 2021,
-  Section 5): batch ``kappa B``, learning rate ``kappa eta``, the same number of epochs.
-- Square-root scaling rule for RMSprop and Adam (Malladi et al. 2022, Section 5):
+- Linear scaling rule (LSR; Krizhevsky 2014, Goyal et al. 2017, analysed by Li, Malladi,
+  Arora 2021): batch ``kappa B``, learning rate ``kappa eta``, the same number of epochs.
+- Square-root scaling rule for RMSprop and Adam (Malladi et al. 2022):
   batch ``kappa B``, ``eta -> sqrt(kappa) eta``, ``1 - beta_i -> kappa (1 - beta_i)``,
   ``eps -> eps / sqrt(kappa)``, the same number of epochs.
 - SVAG (``eta -> eta / l``) and adaptive SVAG (``eta -> eta / l``,
@@ -157,8 +157,8 @@ def linear_scaling_rule(config: OptimizerConfig, kappa: float) -> OptimizerConfi
       ValueError: for ``kappa <= 0`` or a batch that does not scale to an integer.
 
     References:
-      Goyal et al. (2017), arXiv:1706.02677; Li, Malladi, Arora (2021), arXiv:2102.12470,
-      Section 5 (when the rule must fail).
+      Krizhevsky (2014), arXiv:1404.5997; Goyal et al. (2017), arXiv:1706.02677; Li,
+      Malladi, Arora (2021), arXiv:2102.12470 (when the rule must fail).
     """
     config = _check_config(config)
     kappa = V.check_positive("kappa", kappa)
@@ -178,8 +178,8 @@ def sqrt_scaling_rule(config: OptimizerConfig, kappa: float) -> OptimizerConfig:
         configuration, or a beta that would leave ``[0, 1)``.
 
     References:
-      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287, Section 5 (square-root
-      scaling rule) and the RMSprop and Adam SDEs of Section 4.
+      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the square-root
+      scaling rule, from the RMSprop and Adam SDEs).
     """
     config = _check_config(config)
     kappa = V.check_positive("kappa", kappa)
@@ -206,7 +206,7 @@ def svag_config(config: OptimizerConfig, l: float) -> OptimizerConfig:
     """SVAG's learning rate ``eta / l`` (run ``l`` times as many steps with :func:`svag`).
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, eq. (5).
+      Li, Malladi, Arora (2021), arXiv:2102.12470 (SVAG).
     """
     config = _check_config(config)
     l = _check_l(l)
@@ -303,7 +303,7 @@ def noise_to_signal(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
       A :class:`NoiseToSignal`; ``result.ratio(B)`` is ``N_t / G_t`` at batch size ``B``.
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, Section 5: the LSR (and the SDE
+      Li, Malladi, Arora (2021), arXiv:2102.12470: the LSR (and the SDE
       approximation) needs the noise to dominate the signal, ``N_t / G_t`` large.
     """
     if not callable(loss_fn):

@@ -9,15 +9,15 @@ The drifts and diffusions of the part, for the noisy quadratic
 (noise covariance ``Sigma = diag(s^2)``):
 
 - :func:`sgd_sde`: ``dX = -grad L dt + (eta Sigma)^{1/2} dW``, time ``t = k eta``
-  (Li, Malladi, Arora 2021, eq. (2)).
+  (Li, Tai, E 2017; Li, Malladi, Arora 2021).
 - :func:`rmsprop_sde`: with ``sigma_0 = sigma eta``, ``eps_0 = eps eta``,
   ``c_2 = (1 - beta) / eta^2`` and time ``t = k eta^2``,
   ``dtheta = -P^{-1} (grad L dt + sigma_0 Sigma^{1/2} dW)``, ``du = c_2 (diag Sigma - u) dt``,
-  ``P = sigma_0 diag(u)^{1/2} + eps_0 I`` (Malladi et al. 2022, Section 4.1).
+  ``P = sigma_0 diag(u)^{1/2} + eps_0 I`` (Malladi et al. 2022).
 - :func:`adam_sde`: adds ``dm = c_1 (grad L - m) dt + sigma_0 c_1 Sigma^{1/2} dW`` and the
   bias corrections ``gamma_i(t) = 1 - exp(-c_i t)``:
   ``dtheta = -(sqrt(gamma_2) / gamma_1) P^{-1} m dt``,
-  ``P = sigma_0 diag(u)^{1/2} + eps_0 sqrt(gamma_2) I`` (Section 4.2).
+  ``P = sigma_0 diag(u)^{1/2} + eps_0 sqrt(gamma_2) I`` (same paper).
 
 The adaptive SDEs hold in the noise-dominated regime the paper assumes,
 ``sigma ~ 1 / eta``: the second-moment estimate ``v`` then tracks ``sigma^2 diag Sigma``
@@ -140,7 +140,8 @@ def sgd_sde(lam: Any, s: Any, eta: float) -> tuple[Callable, Callable, dict]:
     minibatch gradient is ``lam * x + s * z`` with ``z ~ N(0, I)``.
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, eq. (2).
+      Li, Tai, E (2017), Stochastic Modified Equations and Adaptive Stochastic Gradient
+      Algorithms, ICML 2017, arXiv:1511.06251; Li, Malladi, Arora (2021), arXiv:2102.12470.
     """
     eta = V.check_positive("eta", eta)
     p = {"lam": jnp.asarray(lam, jnp.float32), "s": jnp.asarray(s, jnp.float32),
@@ -184,7 +185,7 @@ def rmsprop_sde(lam: Any, s: Any, *, sigma: float, eta: float, beta: float,
     second moment is ``v = sigma^2 u``; start it at ``u_0 = v_0 / sigma^2``.
 
     References:
-      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287, Section 4.1 (the RMSprop
+      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the RMSprop
       SDE, with ``sigma_0 = sigma eta``, ``eps_0 = eps eta``, ``c_2 = (1 - beta) / eta^2``).
     """
     V.check_in_range("beta", beta, 0.0, 1.0, high_inclusive=False)
@@ -229,7 +230,7 @@ def adam_sde(lam: Any, s: Any, *, sigma: float, eta: float, b1: float, b2: float
     ``gamma_i(t) = 1 - exp(-c_i t)`` make the start well defined.
 
     References:
-      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287, Section 4.2 (the Adam SDE,
+      Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the Adam SDE,
       ``c_1 = (1 - beta_1) / eta^2``, ``c_2 = (1 - beta_2) / eta^2``).
     """
     V.check_in_range("b1", b1, 0.0, 1.0, high_inclusive=False)

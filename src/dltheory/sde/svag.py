@@ -1,6 +1,6 @@
 """SVAG and adaptive SVAG: simulating the SDE of SGD (or of RMSprop/Adam) by amplifying noise.
 
-SVAG (Stochastic Variance Amplified Gradient, Li, Malladi, Arora 2021, eq. (5)) draws two
+SVAG (Stochastic Variance Amplified Gradient, Li, Malladi, Arora 2021) draws two
 independent batches ``B1, B2`` per step and descends the combined loss
 
     L^l(x) = c1 L_B1(x) + c2 L_B2(x),    c1,2 = (1 +- sqrt(2 l - 1)) / 2,
@@ -8,7 +8,7 @@ independent batches ``B1, B2`` per step and descends the combined loss
 with learning rate ``eta / l`` for ``l`` times as many steps. Since ``c1 + c2 = 1`` the mean
 gradient is unchanged, and since ``c1^2 + c2^2 = l`` the noise covariance is multiplied by
 ``l``: the per-unit-time noise ``(eta / l) * (l Sigma) = eta Sigma`` is that of SGD while the
-step shrinks, so SVAG converges to the Ito SDE of SGD as ``l`` grows (their Theorem 4.3).
+step shrinks, so SVAG converges to the Ito SDE of SGD as ``l`` grows (their main approximation theorem).
 
 Adaptive SVAG (Malladi, Lyu, Panigrahi, Arora 2022) does the same for RMSprop and Adam with
 ``l^2`` in place of ``l``: ``c1,2 = (1 +- sqrt(2 l^2 - 1)) / 2`` (the noise *standard
@@ -46,7 +46,7 @@ def svag_coefficients(l: float, *, adaptive: bool = False) -> tuple[float, float
       ``(c1, c2)`` with ``c1 + c2 = 1`` and ``c1^2 + c2^2 = l`` (``l^2`` if adaptive).
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, eq. (5); Malladi, Lyu, Panigrahi, Arora
+      Li, Malladi, Arora (2021), arXiv:2102.12470; Malladi, Lyu, Panigrahi, Arora
       (2022), arXiv:2205.10287 (SVAG for adaptive algorithms).
     """
     l = V.check_finite("l", l)
@@ -108,7 +108,7 @@ def svag(loss_fn: Callable[[Any, Any], jax.Array], l: float) -> SVAGLoss:
         train(loss, model, cfg.spec(), steps=4 * 1000, batches=TwoBatches(Minibatches.of(data, 32)))
 
     References:
-      Li, Malladi, Arora (2021), arXiv:2102.12470, eq. (5) and Theorem 4.3.
+      Li, Malladi, Arora (2021), arXiv:2102.12470 (SVAG and its convergence to the SDE).
     """
     return _make(loss_fn, l, False)
 

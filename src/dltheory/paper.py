@@ -1,0 +1,574 @@
+"""Compute budgets of the ``paper`` presets, from XLA's analysis of their compiled programs.
+
+For every chapter, :func:`estimate` builds the chapter's dominant compiled programs (its
+training chunks, simulations and sweeps, with their real vmapped batch of runs) at the
+``paper`` preset's shapes, compiles them without running them, and reads
+
+- the floating-point operations of one step from the compiled program's
+  ``cost_analysis()`` (XLA counts the body of a ``lax.scan`` loop once: one step of the
+  innermost loop plus one logging record; for the training engine the record's cost is
+  measured apart, as what an evaluation set of one example saves, and spread over its
+  ``log_every`` steps), and
+- the peak device memory from its ``memory_analysis()``: argument + output + temporary
+  bytes.
+
+A program's total is its flops per step times the steps the preset runs; its time on a
+GPU is estimated as ::
+
+    seconds = flops / (peak_flops(dtype) * UTILIZATION) + steps * STEP_OVERHEAD_S
+
+with the peak float32 and float64 throughput of the GPU (:data:`GPUS`: NVIDIA T4, 8.1
+and 0.25 TFLOP/s; NVIDIA H200, 67 and 34 TFLOP/s), an assumed utilization
+(:data:`UTILIZATION`, 0.3: small matrix products rarely reach the peak) and an overhead
+per sequential step of a long ``lax.scan`` of small operations (:data:`STEP_OVERHEAD_S`,
+10 microseconds: a loop iteration launches a few kernels whatever their size). These are
+estimates from XLA's analysis, not measurements; real runs also pay compilation (tens of
+seconds per program) and host-side data preparation.
+
+Compiling every program at the paper's shapes takes minutes on a CPU, so the results are
+kept in ``paper_budgets.json`` beside this module, written by ``python -m dltheory.paper
+--write`` (``make estimates``); :func:`budget` and :func:`show` read that file.
+
+Example::
+
+    from dltheory import paper
+    paper.show("sde/sgd_sde")          # the committed estimate, as a table
+    b = paper.estimate("preliminaries/gradient_descent")   # computed now
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import json
+import math
+import pathlib
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["GPU", "GPUS", "UTILIZATION", "STEP_OVERHEAD_S", "MEMORY_LIMIT_BYTES",
+           "BUDGETS_FILE", "CHAPTERS", "ProgramBudget", "Budget", "estimate", "budget",
+           "budgets", "table", "show", "main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GPU:
+    """A GPU of the estimates: its name, peak throughput (FLOP/s) and memory (bytes)."""
+
+    name: str
+    fp32: float
+    fp64: float
+    memory: float
+
+
+#: The two GPUs of the estimates: Colab's free NVIDIA T4 and one NVIDIA H200.
+GPUS = {"T4": GPU("NVIDIA T4 (16 GB)", 8.1e12, 0.25e12, 16e9),
+        "H200": GPU("NVIDIA H200 (141 GB)", 67e12, 34e12, 141e9)}
+#: Assumed fraction of the peak throughput that the programs reach.
+UTILIZATION = 0.3
+#: Assumed time per sequential step of a ``lax.scan`` loop (kernel launches), seconds.
+STEP_OVERHEAD_S = 10e-6
+#: Every paper preset must fit in this much device memory (a 16 GB T4, less the runtime).
+MEMORY_LIMIT_BYTES = 15e9
+#: The committed estimates.
+BUDGETS_FILE = pathlib.Path(__file__).with_name("paper_budgets.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramBudget:
+    """One compiled program of a chapter.
+
+    Attributes:
+      label: what it computes.
+      flops_per_step: XLA's floating-point operations of one step (one loop body).
+      peak_bytes: argument + output + temporary device memory of the program.
+      steps: sequential steps the preset runs it for (summed over its calls).
+      dtype: ``"float32"`` or ``"float64"`` (which peak throughput applies).
+    """
+
+    label: str
+    flops_per_step: float
+    peak_bytes: float
+    steps: int
+    dtype: str
+
+    @property
+    def flops(self) -> float:
+        """Total floating-point operations: ``flops_per_step * steps``."""
+        return self.flops_per_step * self.steps
+
+    def seconds(self, gpu: str) -> float:
+        """Estimated seconds on ``gpu`` (a key of :data:`GPUS`), see the module docstring."""
+        g = _gpu(gpu)
+        peak = g.fp64 if self.dtype == "float64" else g.fp32
+        return self.flops / (peak * UTILIZATION) + self.steps * STEP_OVERHEAD_S
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The estimated compute budget of one chapter's ``paper`` preset.
+
+    Attributes:
+      chapter: the chapter's key (see :data:`CHAPTERS`).
+      programs: its dominant compiled programs.
+    """
+
+    chapter: str
+    programs: tuple[ProgramBudget, ...]
+
+    @property
+    def flops(self) -> float:
+        """Total floating-point operations of all programs."""
+        return float(sum(p.flops for p in self.programs))
+
+    @property
+    def peak_bytes(self) -> float:
+        """The largest peak memory of one program (they run one after another)."""
+        return float(max(p.peak_bytes for p in self.programs))
+
+    def seconds(self, gpu: str) -> float:
+        """Estimated seconds of all programs on ``gpu`` (a key of :data:`GPUS`)."""
+        return float(sum(p.seconds(gpu) for p in self.programs))
+
+    def to_dict(self) -> dict:
+        return {"chapter": self.chapter,
+                "programs": [dataclasses.asdict(p) for p in self.programs]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Budget:
+        return cls(d["chapter"], tuple(ProgramBudget(**p) for p in d["programs"]))
+
+    def table(self) -> str:
+        """A Markdown table: one row per program, then the total."""
+        rows = ["| program | steps | GFLOP | peak memory | T4 | H200 |",
+                "|:--|--:|--:|--:|--:|--:|"]
+        for p in self.programs:
+            rows.append(f"| {p.label} ({p.dtype}) | {p.steps:,} | {p.flops / 1e9:,.0f} | "
+                        f"{_bytes(p.peak_bytes)} | {_duration(p.seconds('T4'))} | "
+                        f"{_duration(p.seconds('H200'))} |")
+        rows.append(f"| **total** | | **{self.flops / 1e9:,.0f}** | "
+                    f"**{_bytes(self.peak_bytes)}** | **{_duration(self.seconds('T4'))}** | "
+                    f"**{_duration(self.seconds('H200'))}** |")
+        return "\n".join(rows)
+
+
+def _gpu(gpu: Any) -> GPU:
+    if gpu not in GPUS:
+        raise ValueError(f"argument `gpu` must be one of {sorted(GPUS)}; got {gpu!r}")
+    return GPUS[gpu]
+
+
+def _bytes(b: float) -> str:
+    return f"{b / 1e9:.2f} GB" if b >= 1e8 else f"{b / 1e6:.1f} MB"
+
+
+def _duration(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+# --------------------------------------------------------------------------------------
+# Capturing a program without running it
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Captured:
+    flops: float
+    peak_bytes: float
+    steps: int
+    dtype: str
+
+
+def _cost(compiled: Any) -> tuple[float, float]:
+    """(flops, peak bytes) of a compiled program; cost_analysis is a dict or a list of one
+    dict depending on the jax version, and memory_analysis may be None."""
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    flops = float((cost or {}).get("flops", 0.0))
+    mem = compiled.memory_analysis()
+    peak = 0.0
+    if mem is not None:
+        peak = float(sum(getattr(mem, f, 0) or 0 for f in
+                         ("argument_size_in_bytes", "output_size_in_bytes",
+                          "temp_size_in_bytes")) - (getattr(mem, "alias_size_in_bytes", 0) or 0))
+    return flops, peak
+
+
+def _dtype(tree: Any) -> str:
+    leaves = [a for a in jax.tree.leaves(tree) if hasattr(a, "dtype")]
+    return "float64" if any(str(a.dtype) == "float64" for a in leaves) else "float32"
+
+
+def _analyse(fn: Callable, args: tuple, kwargs: dict, steps: int, out: list) -> Any:
+    """Compile ``fn`` at ``args`` (no run), record it, return zeros of its output shapes."""
+    lowered = fn.lower(*args, **kwargs)
+    flops, peak = _cost(lowered.compile())
+    out.append(_Captured(flops, peak, int(steps), _dtype(args)))
+    shapes = jax.eval_shape(functools.partial(fn, **kwargs), *args)
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+
+
+@contextlib.contextmanager
+def _capturing(out: list) -> Iterator[None]:
+    """Within this context the package's compiled loops are compiled and analysed but not
+    run: each returns zeros of its output's shapes, and its analysis is appended to
+    ``out``."""
+    import jax.numpy as jnp
+
+    from dltheory.lowrank import flow
+    from dltheory.margin import train as mtrain
+    from dltheory.sde import simulate
+    from dltheory.training import loop, run
+
+    real_drive, real_integrator = run._drive, simulate._integrator
+    real_program, real_run = mtrain._program, flow._run
+
+    def drive(prog, vmapped, batch_axis, carry, batches, aux, eval_data, keys, steps,
+              n_int, per_chunk, n_chunks, progress, desc):
+        chunk_fn, _ = loop._compiled(prog, vmapped, batch_axis)
+        args = (carry, batches, aux, eval_data, keys, jnp.asarray(steps, jnp.int32))
+        _, rec = _analyse(chunk_fn, args, {}, steps, out)
+        if prog.log_every > 1 and jax.tree.leaves(eval_data):
+            # The chunk's body is one logging record plus one step, each counted once. The
+            # record's cost is what an evaluation set of one example saves; it is paid
+            # once every log_every steps.
+            small: list[_Captured] = []
+            first = jax.tree.map(lambda a: a[:1] if np.ndim(a) >= 1 else a, eval_data)
+            _analyse(chunk_fn, args[:3] + (first,) + args[4:], {}, steps, small)
+            full = out[-1]
+            record = max(full.flops - small[0].flops, 0.0)
+            out[-1] = dataclasses.replace(
+                full, flops=small[0].flops + record / prog.log_every)
+        axis = 1 if vmapped else 0
+        recs = {k: np.zeros(v.shape[:axis] + (n_int + 1,) + v.shape[axis + 2:], np.float32)
+                for k, v in rec.items() if k != "step"}
+        div = np.full(np.shape(carry[3]), -1, np.int32)
+        return carry, np.arange(n_int + 1) * prog.log_every, recs, div
+
+    def integrator(drift, diffusion, log_every, n_log):
+        fn = real_integrator(drift, diffusion, log_every, n_log)
+        return lambda *a: _analyse(fn, a, {}, (n_log - 1) * log_every, out)
+
+    def program(apply, margins, loss, order, n_int, log_every, *rest):
+        fn = real_program(apply, margins, loss, order, n_int, log_every, *rest)
+        return lambda *a: _analyse(fn, a, {}, n_int * log_every, out)
+
+    def flow_run(*a, **kw):
+        return _analyse(real_run, a, kw, kw["n_log"] * kw["log_every"], out)
+
+    run._drive, simulate._integrator, mtrain._program, flow._run = (
+        drive, integrator, program, flow_run)
+    try:
+        yield
+    finally:
+        run._drive, simulate._integrator, mtrain._program, flow._run = (
+            real_drive, real_integrator, real_program, real_run)
+
+
+def _programs(label: str, fn: Callable, *args: Any, calls: int = 1, **kwargs: Any
+              ) -> list[ProgramBudget]:
+    """Run ``fn(*args, **kwargs)`` with its compiled loops captured (see
+    :func:`_capturing`); one :class:`ProgramBudget` per program it compiles (``calls``
+    times its steps when the same call repeats)."""
+    out: list[_Captured] = []
+    # the captured loops return zeros, which the experiments' summaries divide by
+    with _capturing(out), np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - post-processing of zeros may fail: keep what ran
+            if not out:
+                raise
+    n = len(out)
+    return [ProgramBudget(label if n == 1 else f"{label} [{i + 1}/{n}]", c.flops,
+                          c.peak_bytes, c.steps * calls, c.dtype)
+            for i, c in enumerate(out)]
+
+
+# --------------------------------------------------------------------------------------
+# The chapters: what each paper preset runs
+# --------------------------------------------------------------------------------------
+
+
+def _gradient_descent() -> list[ProgramBudget]:
+    from dltheory import preliminaries as P
+
+    s = P.GDSizes.paper()
+    return (_programs("stability sweep, 3-D quadratic", P.stability_sweep, (0.5, 1.5, 4.0),
+                      np.linspace(0.3, 0.7, s.num_lr), s.sweep_steps, rotate=True)
+            + _programs("edge of stability, tanh MLP on digits", P.edge_of_stability,
+                        (0.05, 0.2, 0.4), s.eos_steps, width=s.eos_width))
+
+
+def _sgd_sde() -> list[ProgramBudget]:
+    from dltheory.sde import experiments as E
+
+    s = E.SDESizes.paper()
+    out = _programs("SVAG and SDE paths, noisy quadratic", E.svag_quadratic,
+                    (1, 2, 4, 8, 16), eta=0.4, horizon=2.0, paths=s.quad_paths,
+                    em_substeps=s.em_substeps)
+    for l in (1, 2, 4):
+        out += _programs(f"SVAG l = {l}, MLP on digits", E.svag_digits, (l,), lr=0.1,
+                         batch_size=32, steps=s.digits_steps, seeds=s.digits_seeds,
+                         width=s.width)
+    out += _programs("linear rule, batches 4, 16, 64, 256", E.lsr_digits, (1, 4, 16, 64),
+                     base_batch=4, base_lr=0.02, epochs=s.lsr_epochs, seeds=s.digits_seeds,
+                     width=s.width)
+    return out + _sde_cifar("sgd")
+
+
+def _sde_cifar(which: str) -> list[ProgramBudget]:
+    from dltheory.sde import cifar
+
+    p = cifar.cifar_preset("paper")
+    out = []
+    for l in SDE_CIFAR_LEVELS:
+        out += _cifar_programs(f"CIFAR-10 ResNet-32, {which}, l = {l}", cifar.cifar_run,
+                               p[which], l=l, sizes=p["sizes"])
+    return out
+
+
+#: SVAG levels of the CIFAR-10 runs of the sde chapters' paper sections.
+SDE_CIFAR_LEVELS = (1, 2)
+
+
+def _cifar_programs(label: str, fn: Callable, *args: Any, **kwargs: Any
+                    ) -> list[ProgramBudget]:
+    """The programs of a CIFAR-10 run, on a stand-in of the real size when the data set
+    is not on this machine (only shapes matter here)."""
+    import os
+    import tempfile
+
+    from dltheory import data as D
+
+    try:
+        D.cifar10()
+        return _programs(label, fn, *args, **kwargs)
+    except (FileNotFoundError, OSError, RuntimeError):
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        D.write_cifar10_standin(tmp, n_train=10_000, n_test=10_000)
+        old = os.environ.get("DLTHEORY_DATA")
+        os.environ["DLTHEORY_DATA"] = tmp
+        try:
+            return _programs(label, fn, *args, **kwargs)
+        finally:
+            if old is None:
+                os.environ.pop("DLTHEORY_DATA", None)
+            else:
+                os.environ["DLTHEORY_DATA"] = old
+
+
+def _adaptive_sde() -> list[ProgramBudget]:
+    from dltheory.sde import experiments as E
+    from dltheory.sde import rules as R
+
+    s = E.AdaptiveSizes.paper()
+    base = R.adam_config(5e-4, 4, b1=0.995, b2=0.9995, eps=1e-8)
+    out = _programs("adaptive SVAG and SDE paths, noisy quadratic",
+                    E.rmsprop_svag_quadratic, (1, 2, 4), paths=s.quad_paths,
+                    em_substeps=s.em_substeps)
+    for kappas, noise in (((1, 4, 16), 0.5), ((1, 16), 0.0)):
+        out += _programs(f"scaling rules, label noise {noise}", E.scaling_rules_digits,
+                         kappas, base=base, epochs=s.epochs, seeds=s.seeds, width=s.width,
+                         label_noise=noise)
+    return out + _sde_cifar("rmsprop")
+
+
+def _homogeneous_margin() -> list[ProgramBudget]:
+    from dltheory.margin import homogeneous as H
+
+    s = H.HMSizes.paper()
+    return (_programs("MLP runs on digits", H.homogeneous_experiment, s)
+            + _cifar_programs("CIFAR-10 bias-free CNN", H.cnn_margin_run, s))
+
+
+def _two_layer() -> list[ProgramBudget]:
+    from dltheory.margin import two_layer as T
+
+    s = T.LRSizes.paper()
+    return (_programs("symmetric data", T.symmetric_experiment, s)
+            + _programs("widget grid", T.neuron_grid, s.widget_steps)
+            + _programs("manipulated data", T.manipulation_experiment, s))
+
+
+def _greedy() -> list[ProgramBudget]:
+    from dltheory import lowrank as L
+
+    s = L.GreedySizes.paper()
+    problem = L.default_completion(s)
+    out = _programs("init-scale sweep, depth 2", L.greedy_experiment, problem,
+                    (1e-8, 1e-6, 1e-4, 1e-2), seeds=s.seeds, lr=s.lr, steps=s.steps,
+                    log_every=s.log_every)
+    for depth in s.depths:
+        out += _programs(f"depth {depth}", L.depth_comparison, problem, (depth,),
+                         init_scales=(3e-2, 1e-2), lr=s.lr, steps=s.depth_steps)
+    return out
+
+
+def _sensing() -> list[ProgramBudget]:
+    from dltheory import lowrank as L
+
+    s = L.SensingSizes.paper()
+    problem = L.matrix_sensing_problem(s.d, s.eigenvalues, measurements=s.measurements,
+                                       seed=0)
+    alphas = np.geomspace(1e-8, 1e-2, s.num_alpha)
+    return (_programs("plateau sweep", L.incremental_learning, problem, alphas,
+                      seeds=np.arange(s.seeds), lr=s.lr, steps=s.steps,
+                      log_every=s.log_every)
+            + _programs("under-parameterized runs", L.under_parameterized, problem, 2,
+                        init_scale=1e-6, steps=s.under_steps))
+
+
+def _scale_invariance() -> list[ProgramBudget]:
+    from dltheory import normalization as N
+
+    s = N.NormSizes.paper()
+    return (_programs("norm growth, full-batch GD", N.norm_growth, (0.03, 0.3, 3.0, 30.0),
+                      s.gd_steps, examples=s.gd_examples, width=s.width)
+            + _programs("weight decay vs exponential schedule", N.wd_vs_exponential, 0.1,
+                        0.05, s.exp_steps, width=s.width, log_every=5, probe=64, calls=3))
+
+
+def _intrinsic_lr() -> list[ProgramBudget]:
+    from dltheory import normalization as N
+
+    s = N.NormSizes.paper()
+    C = N.Config
+    configs = (C(0.1, 0.1), C(0.4, 0.025), C(0.1, 0.1, init_scale=10.0),
+               C(0.1, 0.1, phase_factor=4.0, phase_steps=300), C(1.0, 0.1))
+    return (_programs("equilibrium sweep", N.equilibrium_sweep, configs, s.eq_steps,
+                      seeds=tuple(range(s.eq_seeds)), batch_size=s.batch_size,
+                      width=s.width, log_every=s.log_every)
+            + _programs("fast equilibrium", N.fast_equilibrium, s.fast_products,
+                        s.fast_steps, eta=0.1, seeds=(0, 1), batch_size=s.batch_size,
+                        width=s.width, log_every=s.fast_log_every)
+            + _cifar_programs("CIFAR-10 ResNet-32, five configurations",
+                              N.cifar_equilibrium, N.paper.CifarSizes.paper()))
+
+
+#: Chapter key -> the function that builds and analyses its paper preset's programs.
+CHAPTERS: dict[str, Callable[[], list[ProgramBudget]]] = {
+    "preliminaries/gradient_descent": _gradient_descent,
+    "sde/sgd_sde": _sgd_sde,
+    "sde/adaptive_sde": _adaptive_sde,
+    "margin/homogeneous_margin": _homogeneous_margin,
+    "margin/two_layer_leaky_relu": _two_layer,
+    "lowrank/greedy_low_rank": _greedy,
+    "lowrank/incremental_sensing": _sensing,
+    "normalization/scale_invariance": _scale_invariance,
+    "normalization/intrinsic_lr": _intrinsic_lr,
+}
+
+
+def _check_chapter(chapter: Any) -> str:
+    if not isinstance(chapter, str):
+        raise TypeError(f"argument `chapter` must be a str, one of {sorted(CHAPTERS)}; "
+                        f"got {chapter!r}")
+    if chapter not in CHAPTERS:
+        raise ValueError(f"argument `chapter` must be one of {sorted(CHAPTERS)}; "
+                         f"got {chapter!r}")
+    return chapter
+
+
+def estimate(chapter: str) -> Budget:
+    """Compile ``chapter``'s paper-preset programs (without running them) and estimate.
+
+    Args:
+      chapter: a key of :data:`CHAPTERS`, e.g. ``"sde/sgd_sde"``.
+
+    Returns:
+      A :class:`Budget`.
+
+    Raises:
+      TypeError, ValueError: if ``chapter`` is not a key of :data:`CHAPTERS`.
+    """
+    chapter = _check_chapter(chapter)
+    return Budget(chapter, tuple(CHAPTERS[chapter]()))
+
+
+def budgets(path: str | pathlib.Path | None = None) -> dict[str, Budget]:
+    """The committed estimates of every chapter (see :data:`BUDGETS_FILE`)."""
+    p = BUDGETS_FILE if path is None else pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no budget file at {p}; write it with "
+                                f"`python -m dltheory.paper --write`")
+    raw = json.loads(p.read_text())
+    return {k: Budget.from_dict(v) for k, v in raw["chapters"].items()}
+
+
+def budget(chapter: str) -> Budget:
+    """The committed estimate of ``chapter`` (a key of :data:`CHAPTERS`)."""
+    chapter = _check_chapter(chapter)
+    all_ = budgets()
+    if chapter not in all_:
+        raise LookupError(f"{BUDGETS_FILE.name} has no estimate of {chapter!r}; compute it "
+                          f"with `python -m dltheory.paper --write {chapter}`")
+    return all_[chapter]
+
+
+def table(chapters: Any = None) -> str:
+    """A Markdown table of the committed estimates: one row per chapter."""
+    all_ = budgets()
+    keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    rows = ["| chapter | GFLOP | peak memory | T4 | H200 |", "|:--|--:|--:|--:|--:|"]
+    for k in keys:
+        b = all_[k]
+        rows.append(f"| {k} | {b.flops / 1e9:,.0f} | {_bytes(b.peak_bytes)} | "
+                    f"{_duration(b.seconds('T4'))} | {_duration(b.seconds('H200'))} |")
+    return "\n".join(rows)
+
+
+def show(chapter: str | None = None) -> Any:
+    """Display a chapter's budget table (or, with no argument, every chapter's) as
+    Markdown in a notebook; returns the Markdown object."""
+    from IPython.display import Markdown, display
+
+    text = table() if chapter is None else budget(chapter).table()
+    md = Markdown(text)
+    display(md)
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dltheory.paper [--write] [CHAPTER ...]``: print (and write) estimates."""
+    ap = argparse.ArgumentParser(description="Estimate the paper presets' compute budgets "
+                                 "from XLA's cost and memory analysis.")
+    ap.add_argument("chapters", nargs="*", help=f"chapter keys (default: all of "
+                    f"{', '.join(CHAPTERS)})")
+    ap.add_argument("--write", action="store_true",
+                    help=f"update {BUDGETS_FILE.name} with the computed estimates")
+    args = ap.parse_args(argv)
+    keys = args.chapters or list(CHAPTERS)
+    for k in keys:
+        _check_chapter(k)
+    existing = {}
+    if BUDGETS_FILE.is_file():
+        existing = json.loads(BUDGETS_FILE.read_text()).get("chapters", {})
+    for k in keys:
+        b = estimate(k)
+        print(f"## {k}\n{b.table()}\n", flush=True)
+        existing[k] = b.to_dict()
+        if args.write:  # after each chapter, so a long run keeps what it has computed
+            order = {c: existing[c] for c in CHAPTERS if c in existing}
+            doc = {"generated_by": "python -m dltheory.paper --write",
+                   "jax": jax.__version__, "chapters": order}
+            BUDGETS_FILE.write_text(json.dumps(doc, indent=1) + "\n")
+            print(f"wrote {BUDGETS_FILE}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

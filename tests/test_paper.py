@@ -1,0 +1,227 @@
+"""The paper presets: step capping, the XLA budget estimates, and every chapter at paper
+scale with its steps capped."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dltheory import config, paper
+from dltheory.config import Preset
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _presets() -> list[type[Preset]]:
+    from dltheory import preliminaries
+    from dltheory.lowrank import experiments as lowrank
+    from dltheory.margin import homogeneous, two_layer
+    from dltheory.normalization import experiments as norm
+    from dltheory.normalization import paper as norm_paper
+    from dltheory.sde import cifar
+    from dltheory.sde import experiments as sde
+
+    return [preliminaries.GDSizes, sde.SDESizes, sde.AdaptiveSizes, cifar.CifarSizes,
+            homogeneous.HMSizes, two_layer.LRSizes, lowrank.GreedySizes,
+            lowrank.SensingSizes, norm.NormSizes, norm_paper.CifarSizes]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Toy(Preset):
+    steps: int
+    widget_steps: int
+    epochs: int
+    log_every: int
+    width: int
+    seeds: int
+
+    @classmethod
+    def quick(cls):
+        return cls(steps=100, widget_steps=30, epochs=2, log_every=10, width=8, seeds=2)
+
+    @classmethod
+    def paper(cls):
+        return cls(steps=40_000, widget_steps=4000, epochs=160, log_every=500, width=256,
+                   seeds=32)
+
+
+# --------------------------------------------------------------------------------------
+# capping
+# --------------------------------------------------------------------------------------
+
+
+def test_capped_caps_counts_and_keeps_shapes():
+    p = _Toy.paper().capped(12)
+    assert (p.steps, p.widget_steps, p.epochs) == (12, 12, 12)
+    assert (p.width, p.seeds) == (256, 32)
+    assert p.steps % p.log_every == 0 and p.widget_steps % p.log_every == 0
+    assert p.log_every == 4
+
+
+def test_capped_leaves_small_counts_alone():
+    q = _Toy.quick()
+    assert q.capped(10_000) == q
+    assert q.capped(2).epochs == 2
+
+
+@pytest.mark.parametrize("cap", [1, 4, 7, 20])
+@pytest.mark.parametrize("cls", _presets(), ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_every_preset_caps_consistently(cls, cap):
+    full, capped = cls.paper(), cls.paper().capped(cap)
+    assert type(capped) is cls
+    for f in dataclasses.fields(cls):
+        a, b = getattr(full, f.name), getattr(capped, f.name)
+        if Preset.is_count(f.name) and isinstance(a, int):
+            assert b == min(a, cap), f.name
+        elif not Preset.is_interval(f.name):
+            assert a == b, f.name  # every shape stays the paper's
+    for f in dataclasses.fields(cls):
+        if Preset.is_interval(f.name):
+            every = getattr(capped, f.name)
+            for c in dataclasses.fields(cls):
+                if Preset.is_count(c.name) and getattr(full, c.name) % getattr(full, f.name) == 0:
+                    assert getattr(capped, c.name) % every == 0, (c.name, f.name)
+
+
+def test_for_scale_applies_max_steps(monkeypatch):
+    monkeypatch.setenv(config.MAX_STEPS_VAR, "16")
+    assert _Toy.for_scale("paper") == _Toy.paper().capped(16)
+    assert _Toy.for_scale("quick") == _Toy.quick()  # the cap is for paper presets only
+    monkeypatch.setenv(config.ENV_VAR, "paper")
+    assert _Toy.current().steps == 16
+    monkeypatch.delenv(config.MAX_STEPS_VAR)
+    assert _Toy.current() == _Toy.paper()
+
+
+@pytest.mark.parametrize("bad, err", [(0, ValueError), (-3, ValueError), ("8", TypeError),
+                                      (2.5, TypeError), (True, TypeError)])
+def test_capped_rejects_bad_caps(bad, err):
+    with pytest.raises(err, match="cap"):
+        _Toy.paper().capped(bad)
+
+
+def test_neuron_grid_log_interval_divides_steps():
+    from dltheory.margin.two_layer import _log_interval
+
+    for steps in (600, 4000, 8, 7, 1, 40_000):
+        k = _log_interval(steps, 60)
+        assert steps % k == 0 and k <= max(1, steps // 60)
+    assert _log_interval(600, 60) == 10 and _log_interval(4000, 60) == 50
+
+
+# --------------------------------------------------------------------------------------
+# budgets
+# --------------------------------------------------------------------------------------
+
+
+def test_committed_budgets_cover_every_chapter_and_fit_in_15_gb():
+    budgets = paper.budgets()
+    assert set(budgets) == set(paper.CHAPTERS)
+    for key, b in budgets.items():
+        assert b.programs, key
+        assert b.peak_bytes < paper.MEMORY_LIMIT_BYTES, (key, b.peak_bytes)
+        assert b.flops > 0 and b.seconds("T4") > b.seconds("H200") > 0, key
+
+
+def test_budget_table_and_time_model():
+    b = paper.Budget("x", (paper.ProgramBudget("p", 1e9, 1e6, 1000, "float64"),))
+    t4 = 1e12 / (0.25e12 * paper.UTILIZATION) + 1000 * paper.STEP_OVERHEAD_S
+    assert b.seconds("T4") == pytest.approx(t4)
+    assert "| p (float64) | 1,000 |" in b.table()
+    assert paper.Budget.from_dict(json.loads(json.dumps(b.to_dict()))) == b
+    assert "preliminaries/gradient_descent" in paper.table()
+
+
+@pytest.mark.parametrize("bad, err", [("nope", ValueError), (3, TypeError)])
+def test_bad_chapter_names_are_refused(bad, err):
+    with pytest.raises(err, match="chapter"):
+        paper.estimate(bad)
+    with pytest.raises(err, match="chapter"):
+        paper.budget(bad)
+
+
+def test_bad_gpu_is_refused():
+    with pytest.raises(ValueError, match="gpu"):
+        paper.ProgramBudget("p", 1.0, 1.0, 1, "float32").seconds("V100")
+
+
+def _compare(key: str) -> None:
+    import jax
+
+    committed = paper.budget(key)
+    fresh = paper.estimate(key)
+    same_jax = json.loads(paper.BUDGETS_FILE.read_text()).get("jax") == jax.__version__
+    rel = 0.02 if same_jax else 0.5  # XLA's counts move a little between versions
+    assert [p.label for p in fresh.programs] == [p.label for p in committed.programs]
+    for f, c in zip(fresh.programs, committed.programs):
+        assert f.steps == c.steps, f.label
+        assert f.flops_per_step == pytest.approx(c.flops_per_step, rel=rel), f.label
+        assert f.peak_bytes == pytest.approx(c.peak_bytes, rel=rel), f.label
+
+
+def test_cheap_estimates_match_the_committed_file():
+    _compare("preliminaries/gradient_descent")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(paper.CHAPTERS))
+def test_every_estimate_matches_the_committed_file(key):
+    _compare(key)
+
+
+# --------------------------------------------------------------------------------------
+# every chapter at paper scale, capped
+# --------------------------------------------------------------------------------------
+
+MAX_STEPS = 8
+
+
+def _toc_notebooks() -> list[pathlib.Path]:
+    sys.path.insert(0, str(ROOT / "tools"))
+    from execute_notebooks import toc_notebooks
+
+    return [p for p in toc_notebooks() if p.parent != ROOT / "book"]
+
+
+@pytest.mark.slow
+def test_every_chapter_runs_at_paper_scale(tmp_path):
+    """Every chapter notebook executes with ``DLTHEORY_SCALE=paper`` and every step count
+    capped at ``MAX_STEPS`` (``DLTHEORY_MAX_STEPS``), two notebooks at a time.
+
+    The cap keeps every array shape of the paper presets (widths, batch sizes, seeds,
+    paths, measurements) except the data set: the CIFAR-10 runs read a small stand-in in
+    CIFAR-10's file format (``dltheory.data.write_cifar10_standin``, 60 training and 40
+    test images) through ``DLTHEORY_DATA``, so their batches have the paper's shape but
+    their epochs, evaluation sets and full batches are smaller. The widgets' static twins
+    and progress bars are off (``DLTHEORY_STATIC_TWINS=0``, ``DLTHEORY_PROGRESS=0``).
+    """
+    from dltheory import data
+
+    data.write_cifar10_standin(tmp_path / "data", n_train=60, n_test=40)
+    env = dict(os.environ, DLTHEORY_SCALE="paper", DLTHEORY_MAX_STEPS=str(MAX_STEPS),
+               DLTHEORY_STATIC_TWINS="0", DLTHEORY_PROGRESS="0",
+               DLTHEORY_DATA=str(tmp_path / "data"), DLTHEORY_CIFAR10_URL="http://127.0.0.1:9/none")
+    env.pop("XLA_FLAGS", None)
+
+    def run(nb: pathlib.Path):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "run_notebook.py"),
+                               str(nb), "--timeout", "900"], env=env, cwd=ROOT,
+                              capture_output=True, text=True)
+        return nb, proc, time.perf_counter() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, _toc_notebooks()))
+    failed = [f"{nb.relative_to(ROOT)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+              for nb, proc, _ in results if proc.returncode != 0]
+    for nb, _, seconds in results:
+        print(f"{nb.relative_to(ROOT)}: {seconds:.0f} s")
+    assert not failed, "\n\n".join(failed)
