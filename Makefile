@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all install book book-student test test-fast test-colab test-min strip lock clean help
+.PHONY: all install book book-student test test-fast test-colab test-min test-paper strip lock clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
 	@echo "make test-colab Google Colab's runtime (Python 3.13, its jax/flax/IPython): the setup"
 	@echo "                cell changes no package Colab has; unit tests; every chapter"
+	@echo "make test-paper every chapter at the paper presets' shapes, steps capped (long on a CPU)"
 	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"
 	@echo "make bench      time the book, every widget and the engine; writes benchmarks/RESULTS.md"
 	@echo "make estimates  recompute the paper presets' time and memory estimates (src/dltheory/paper_budgets.json)"
@@ -75,7 +76,11 @@ test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest --durations=25
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not paper"
+
+# Every chapter at the paper presets' shapes with DLTHEORY_MAX_STEPS (tests/test_paper.py).
+test-paper: $(STAMP)
+	$(BIN)/python -m pytest -m paper tests/test_paper.py
 
 # Reader environments (tools/env_jobs.py; each keeps its own venv, .venv-colab / .venv-min).
 # Set COLAB_PYTHON / MIN_PYTHON to an interpreter when python3.13 / python3.11 are not found.

@@ -484,7 +484,7 @@ def test_edition_renders_in_a_browser(edition, book, tmp_path):
     dom = proc.stdout
     body = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
     text = html_lib.unescape(re.sub(r"<[^>]+>", " ", body))
-    assert "Theorem 1 (Gradient descent on a quadratic)" in re.sub(r"\s+", " ", text)
+    assert "Theorem 2.1 (Gradient descent on a quadratic)" in re.sub(r"\s+", " ", text)
     glue = ce.glue_data(book.executed_notebook(ROOT / rel))
     number = ce.format_plain_text(glue["stab_pred"]["text/plain"], ".4f")
     assert number in text

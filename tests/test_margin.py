@@ -219,3 +219,28 @@ def test_widget_title_power_of_ten_is_mathtext():
 
     assert H._pow10(-1389.4) == "10^{-1389}"
     assert H._pow10(2.0) == "10^{2}"
+
+
+# ------------------------------------------------- values on branches of every order
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_normalized_margin_divides_by_the_norm_to_its_order(order):
+    """min_n q_n / |theta|^L, checked by hand for L = 1, 2, 3 (binary outputs)."""
+    params = {"a": np.array([3.0, 0.0]), "b": np.array([[0.0, 4.0]])}  # norm 5
+    outputs = np.array([2.0, -1.5, 0.5])
+    y = np.array([1, -1, 1])
+    expected = 0.5 / 5.0 ** order
+    assert M.normalized_margin(outputs, y, params, order) == pytest.approx(expected, rel=1e-12)
+    assert M.normalized_margin(outputs, y, 5.0, order) == pytest.approx(expected, rel=1e-12)
+
+
+def test_normalized_margin_of_logits_is_the_smallest_logit_gap():
+    logits = np.array([[3.0, 1.0, 0.5],    # class 0: gap 2.0
+                       [0.0, 2.5, 2.0],    # class 1: gap 0.5
+                       [1.0, 4.0, 3.2]])   # class 2: gap -0.8 (misclassified)
+    y = np.array([0, 1, 2])
+    assert M.normalized_margin(logits, y, 2.0, 3) == pytest.approx(-0.8 / 8.0, rel=1e-12)
+    assert M.normalized_margin(logits[:2], y[:2], 2.0, 2) == pytest.approx(0.5 / 4.0)
+    with pytest.raises(ValueError, match="class indices"):
+        M.normalized_margin(logits, np.array([0, 1, 3]), 2.0, 2)

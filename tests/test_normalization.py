@@ -355,3 +355,33 @@ def test_paper_preset_runs_on_the_cifar_standin(tmp_path):
     assert N.check_scale_invariance(N.xent, model, {"x": ds.x_train, "y": ds.y_train}) < 1e-4
     paper = N.CifarSizes.paper()
     assert paper.steps * N.PAPER_CONFIGS[0].product >= 5  # long enough to equilibrate
+
+
+# ------------------------------------------------------------- the two-phase schedule
+
+
+def test_sgd_wd_two_phase_schedule_by_hand():
+    """For the first ``phase_steps`` steps the learning rate is ``phase_factor`` times
+    larger and the weight decay as many times smaller: each update by hand."""
+    eta, wd, f = 0.1, 0.01, 4.0
+    opt = N.sgd_wd(eta, wd, phase_factor=f, phase_steps=2)
+    w = jnp.array([1.0, -2.0])
+    g = jnp.array([0.5, 0.25])
+    state = opt.init(w)
+    for step in range(4):
+        factor = f if step < 2 else 1.0
+        upd, state = opt.update(g, state, w)
+        np.testing.assert_allclose(upd, -eta * factor * (g + wd / factor * w), rtol=1e-6)
+
+
+def test_effective_lr_follows_the_first_phase():
+    """The logged effective learning rate eta_t / |w|^2 uses the phase's eta_t: 4 eta
+    before ``phase_steps``, eta after (computed here from the logged norms)."""
+    C = N.Config
+    res = N.equilibrium_sweep((C(0.1, 0.1, phase_factor=4.0, phase_steps=20),), 40,
+                              seeds=(0,), batch_size=16, width=16, log_every=10)
+    steps = np.asarray(res.steps)
+    eta_t = np.where(steps < 20, 0.4, 0.1)
+    np.testing.assert_allclose(res.effective_lr[0, 0],
+                               eta_t[:, None] / res.sq_norm[0, 0], rtol=1e-6)
+    assert (steps < 20).any() and (steps >= 20).any()

@@ -172,6 +172,7 @@ def test_cheap_estimates_match_the_committed_file():
 
 
 @pytest.mark.slow
+@pytest.mark.paper  # compiles every program at the paper shapes: about 20 min on 2 cores
 @pytest.mark.parametrize("key", list(paper.CHAPTERS))
 def test_every_estimate_matches_the_committed_file(key):
     _compare(key)
@@ -192,6 +193,7 @@ def _toc_notebooks() -> list[pathlib.Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.paper
 def test_every_chapter_runs_at_paper_scale(tmp_path):
     """Every chapter notebook executes with ``DLTHEORY_SCALE=paper`` and every step count
     capped at ``MAX_STEPS`` (``DLTHEORY_MAX_STEPS``), two notebooks at a time.

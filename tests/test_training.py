@@ -422,3 +422,43 @@ def test_minibatch_run_equals_a_plain_loop_over_sample(log_every, chunk_steps):
         w = w - lr * jax.grad(lsq)(w, batch)
     np.testing.assert_allclose(res["loss"][:-1], losses, rtol=1e-5)
     np.testing.assert_allclose(res.params, w, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------- branches a single-chunk test never runs
+
+
+def test_a_sweep_runs_on_past_a_member_that_diverged_in_an_earlier_chunk():
+    """The loop between chunks stops only when *every* member has diverged: with one
+    member diverging in the first of several chunks, the healthy member trains to the
+    end and equals its own single run (logging NaN from the next chunk on would mean the
+    sweep stopped at the first divergence)."""
+    h = data.quadratic([4.0])
+    lrs = (0.1, 1.5)
+    res = sweep(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=jnp.array(lrs)),
+                steps=200, batches=h, log_every=5, chunk_steps=50)
+    expected = _first_overflow(1.5, 4.0, 1.0, 200)
+    assert expected is not None and expected < 50  # diverges inside the first chunk
+    assert list(res.diverged_at) == [-1, expected]
+    healthy = res["loss"][0]
+    assert np.all(np.isfinite(healthy)), healthy
+    one = train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=200,
+                batches=h, log_every=5, chunk_steps=50)
+    np.testing.assert_allclose(healthy, one["loss"], rtol=1e-6)
+    assert np.all(np.isnan(res["loss"][1][expected // 5 + 1:]))
+
+
+def test_a_sweep_without_seeds_shares_its_key(digits):
+    """Without ``seeds`` every member draws the batches of the one ``key`` (documented):
+    a learning-rate sweep on minibatches equals single runs with that key."""
+    mb = data.Minibatches.of(digits.train, 16)
+    lrs = (0.05, 0.2)
+    model = small_mlp(jax.random.key(3))
+    sw = sweep(ce, model, optimizer(optax.sgd, learning_rate=jnp.array(lrs)), steps=30,
+               batches=mb, key=7, log_every=10)
+    for i, lr in enumerate(lrs):
+        one = train(ce, small_mlp(jax.random.key(3)), optimizer(optax.sgd, learning_rate=lr),
+                    steps=30, batches=mb, key=7, log_every=10)
+        np.testing.assert_allclose(sw["loss"][i], one["loss"], rtol=2e-5)
+    other = train(ce, small_mlp(jax.random.key(3)), optimizer(optax.sgd, learning_rate=lrs[0]),
+                  steps=30, batches=mb, key=8, log_every=10)
+    assert not np.allclose(sw["loss"][0], other["loss"], rtol=1e-3)  # the key does matter

@@ -68,7 +68,7 @@ class GPU:
     memory: float
 
 
-#: The two GPUs of the estimates: Colab's free NVIDIA T4 and one NVIDIA H200.
+#: The two GPUs of the estimates, Colab's free NVIDIA T4 and one NVIDIA H200.
 GPUS = {"T4": GPU("NVIDIA T4 (16 GB)", 8.1e12, 0.25e12, 16e9),
         "H200": GPU("NVIDIA H200 (141 GB)", 67e12, 34e12, 141e9)}
 #: Assumed fraction of the peak throughput that the programs reach.

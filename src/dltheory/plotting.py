@@ -38,9 +38,9 @@ from dltheory import validation as V
 __all__ = ["STYLE", "use_style", "style", "figure", "draw", "curves", "sweep_curves", "mark_diverged",
            "colors", "CONTENT_WIDTH_PX", "MIN_TEXT_PX", "MIN_LABEL_PX", "SmallTextWarning",
            "text_px", "style_smallest_font_pt", "smallest_font_pt", "smallest_text_px",
-           "legible_width", "png_metadata", "PNG_FONT_KEY", "PNG_DPI_KEY", "BookFigure"]
+           "legible_width", "png_metadata", "PNG_FONT_KEY", "PNG_DPI_KEY"]
 
-#: The width of the book's content column in CSS pixels: wider images are shrunk to it.
+#: The width of the book's content column in CSS pixels; wider images are shrunk to it.
 CONTENT_WIDTH_PX = 730
 #: The smallest text (tick labels, legends, annotations) a figure may show, in CSS pixels.
 MIN_TEXT_PX = 9.0

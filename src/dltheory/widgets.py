@@ -50,7 +50,7 @@ __all__ = ["Slider", "Choice", "slider", "choice", "Explorer", "explore", "in_ke
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 STATIC_ENV_VAR = "DLTHEORY_STATIC_TWINS"
-#: The most dots per inch of the twin's images (one per setting): a twin's figure is
+#: The most dots per inch of the twin's images (one per setting); a twin's figure is
 #: rendered at ``min(TWIN_DPI, CONTENT_WIDTH_PX / width)`` dpi, so its image is no wider
 #: than the page shows it and reads like the static figures around it.
 TWIN_DPI = 100
