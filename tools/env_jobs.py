@@ -151,8 +151,9 @@ def execute_chapters(py: pathlib.Path, out_dir: pathlib.Path, env: dict,
             import json
 
             cells = json.loads((out_dir / nb.name).read_text())["cells"]
-            streams = "".join(o.get("text", "") for c in cells if c["cell_type"] == "code"
-                              for o in c.get("outputs", []) if o.get("name") == "stderr")
+            texts = (o.get("text", "") for c in cells if c["cell_type"] == "code"
+                     for o in c.get("outputs", []) if o.get("name") == "stderr")
+            streams = "".join(t if isinstance(t, str) else "".join(t) for t in texts)
             bad = [ln for ln in streams.splitlines()
                    if re.search(r"(Syntax|Deprecation|Future)Warning", ln)]
             if bad:
