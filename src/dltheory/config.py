@@ -24,7 +24,7 @@ import sys
 from typing import Literal, TypeVar
 
 __all__ = ["SCALES", "ENV_VAR", "MAX_STEPS_VAR", "scale", "backend", "max_steps", "Preset",
-           "describe", "accelerator_warning"]
+           "describe", "accelerator_warning", "progress_bars"]
 
 SCALES = ("quick", "paper")
 ENV_VAR = "DLTHEORY_SCALE"
@@ -74,6 +74,13 @@ def max_steps() -> int | None:
         raise ValueError(f"environment variable {MAX_STEPS_VAR} must be a positive integer; "
                          f"got {value!r}")
     return cap
+
+
+def progress_bars() -> bool:
+    """Whether automatic progress bars are on: yes unless ``DLTHEORY_PROGRESS`` is
+    ``0``, ``false``, ``no`` or ``off`` (the book build turns them off)."""
+    value = os.environ.get("DLTHEORY_PROGRESS", "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
 
 
 def _gpus_listed_by_nvidia_smi() -> list[str]:

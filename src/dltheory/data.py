@@ -152,11 +152,6 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, np.asarray(labels, np.int64)
 
 
-def _show_download_progress() -> bool:
-    """Download progress bars are on unless ``DLTHEORY_PROGRESS=0`` (as for training runs)."""
-    value = os.environ.get("DLTHEORY_PROGRESS", "1").strip().lower()
-    return value not in ("0", "false", "no", "off")
-
 
 def _md5_of_file(path: Path) -> str:
     import hashlib
@@ -199,6 +194,8 @@ def _fetch(url: str, dest: Path, *, md5: str, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
+    from dltheory.config import progress_bars
+
     digest = hashlib.md5(usedforsecurity=False)
     fd, part_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".",
                                      suffix=".part")
@@ -213,7 +210,7 @@ def _fetch(url: str, dest: Path, *, md5: str, timeout: float) -> None:
                     size = ("" if total is None else f" ({total} bytes)" if total < 1 << 20
                             else f" ({total / (1 << 20):.0f} MB)")
                     print(f"downloading CIFAR-10{size} from {url} to {dest.parent} ...")
-                    if total and _show_download_progress():
+                    if total and progress_bars():
                         from tqdm.auto import tqdm
 
                         bar = tqdm(total=total, desc="CIFAR-10", unit="B", unit_scale=True,

@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import math
 import numbers
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -219,7 +218,9 @@ def _check_sizes(steps: int, log_every: int, chunk_steps: int | None) -> tuple[i
 
 def _auto_progress() -> bool:
     """Automatic progress bars are on unless ``DLTHEORY_PROGRESS=0`` (the book build)."""
-    return os.environ.get(PROGRESS_ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+    from dltheory.config import progress_bars
+
+    return progress_bars()
 
 
 class _Progress:
