@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: all install book book-student test test-fast test-colab test-min test-paper strip lock clean help
+.PHONY: all install book book-student test test-fast test-colab test-min test-paper test-estimates strip lock clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make test-colab Google Colab's runtime (Python 3.13, its jax/flax/IPython): the setup"
 	@echo "                cell changes no package Colab has; unit tests; every chapter"
 	@echo "make test-paper every chapter at the paper presets' shapes, steps capped (long on a CPU)"
+	@echo "make test-estimates  recompile every paper-scale program and compare with the committed estimates"
 	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"
 	@echo "make bench      time the book, every widget and the engine; writes benchmarks/RESULTS.md"
 	@echo "make estimates  recompute the paper presets' time and memory estimates (src/dltheory/paper_budgets.json)"
@@ -81,6 +82,10 @@ test-fast: $(STAMP)
 # Every chapter at the paper presets' shapes with DLTHEORY_MAX_STEPS (tests/test_paper.py).
 test-paper: $(STAMP)
 	$(BIN)/python -m pytest -m paper tests/test_paper.py
+
+# The committed paper_budgets.json against a fresh compilation of every program (~20 min).
+test-estimates: $(STAMP)
+	$(BIN)/python -m pytest -m estimates tests/test_paper.py
 
 # Reader environments (tools/env_jobs.py; each keeps its own venv, .venv-colab / .venv-min).
 # Set COLAB_PYTHON / MIN_PYTHON to an interpreter when python3.13 / python3.11 are not found.

@@ -41,6 +41,15 @@ def test_claim_smoothed_margin_monotone_and_close_to_normalized(hm):
     assert np.all(gap[ok] <= H.gap_bound(run)[ok] * (1 + 1e-9))
     # at the end the extra e^L - 1 term is negligible: the plain log N bound holds
     assert gap[-1] <= np.log(run.n) / run.norm[-1] ** run.order
+    assert run.smallest_smoothed_increment == pytest.approx(np.diff(s).min())
+
+
+def test_smallest_smoothed_increment_skips_undefined_points(hm):
+    nan = float("nan")
+    run = dataclasses.replace(hm.constant, smoothed=np.array([nan, nan, 0.1, 0.3, 0.25, 0.4]))
+    assert run.smallest_smoothed_increment == pytest.approx(-0.05)
+    run = dataclasses.replace(hm.constant, smoothed=np.array([nan, nan, 0.1]))
+    assert np.isnan(run.smallest_smoothed_increment)   # one defined point: no increment
 
 
 def test_claim_loss_based_schedule_reaches_3x_margin(hm):
@@ -244,3 +253,9 @@ def test_normalized_margin_of_logits_is_the_smallest_logit_gap():
     assert M.normalized_margin(logits[:2], y[:2], 2.0, 2) == pytest.approx(0.5 / 4.0)
     with pytest.raises(ValueError, match="class indices"):
         M.normalized_margin(logits, np.array([0, 1, 3]), 2.0, 2)
+
+
+def test_schedule_grid_logs_every_50_steps_or_about_20_times():
+    assert list(H.schedule_grid(100, width=4)["constant/0.1"].steps) == [0, 50, 100]
+    # a step count that 50 does not divide (a capped paper preset) still runs
+    assert list(H.schedule_grid(8, width=4)["loss-based/1"].steps) == list(range(9))

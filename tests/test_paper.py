@@ -108,13 +108,20 @@ def test_capped_rejects_bad_caps(bad, err):
         _Toy.paper().capped(bad)
 
 
-def test_neuron_grid_log_interval_divides_steps():
-    from dltheory.margin.two_layer import _log_interval
-
-    for steps in (600, 4000, 8, 7, 1, 40_000):
-        k = _log_interval(steps, 60)
+def test_log_interval_divides_steps():
+    for steps in (600, 4000, 8, 7, 1, 40_000, 2000, 20_000):
+        k = config.log_interval(steps, 60)
         assert steps % k == 0 and k <= max(1, steps // 60)
-    assert _log_interval(600, 60) == 10 and _log_interval(4000, 60) == 50
+    assert config.log_interval(600, 60) == 10 and config.log_interval(4000, 60) == 50
+    assert config.log_interval(2000, 20) == 100 and config.log_interval(97, 10) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
+def test_log_interval_rejects_bad_arguments(bad):
+    with pytest.raises(ValueError, match="steps"):
+        config.log_interval(bad, 10)
+    with pytest.raises(ValueError, match="points"):
+        config.log_interval(10, bad)
 
 
 # --------------------------------------------------------------------------------------
@@ -172,7 +179,7 @@ def test_cheap_estimates_match_the_committed_file():
 
 
 @pytest.mark.slow
-@pytest.mark.paper  # compiles every program at the paper shapes: about 20 min on 2 cores
+@pytest.mark.estimates  # compiles every program at the paper shapes: about 20 min on 2 cores
 @pytest.mark.parametrize("key", list(paper.CHAPTERS))
 def test_every_estimate_matches_the_committed_file(key):
     _compare(key)
@@ -182,7 +189,7 @@ def test_every_estimate_matches_the_committed_file(key):
 # every chapter at paper scale, capped
 # --------------------------------------------------------------------------------------
 
-MAX_STEPS = 8
+MAX_STEPS = 2
 
 
 def _toc_notebooks() -> list[pathlib.Path]:

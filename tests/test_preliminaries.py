@@ -175,3 +175,9 @@ def test_gd_grid_is_one_sweep_equal_to_single_runs():
         assert run.status == one.status
     with pytest.raises(ValueError, match="`lrs` must be a 1-D sequence of positive"):
         P.gd_grid((0.5, 4.0), (0.1, -0.2), 10)
+
+
+def test_edge_of_stability_logs_every_100_steps_or_about_twenty_times():
+    # 100 does not divide these: a run shorter than 20 steps logs every step, 60 every 3
+    assert list(P.edge_of_stability([0.1], 8, width=4).steps) == list(range(9))
+    assert list(P.edge_of_stability([0.1], 60, width=4).steps) == list(range(0, 61, 3))

@@ -279,6 +279,11 @@ def test_claim_sqrt_rule_beats_no_rescaling_and_the_linear_rule():
     cg = {r: clean.gap(r) for r in E.RULES}
     assert cg["sqrt"] < cg["linear"] < cg["none"], cg
     assert cg["linear"] < 2 * cg["sqrt"], cg
+    assert res.best_rule == clean.best_rule == "sqrt"
+    c = clean.curves["sqrt"]
+    lg = np.log(c.train_loss)
+    half = slice(1, max(2, len(c.x) // 2))
+    assert clean.early_log_gap("sqrt") == pytest.approx(np.mean(lg[-1, half] - lg[0, half]))
 
 
 # --------------------------------------------------------------------------------------

@@ -76,6 +76,21 @@ def max_steps() -> int | None:
     return cap
 
 
+def log_interval(steps: int, points: int) -> int:
+    """The largest divisor of ``steps`` that still logs at least ``points`` times (or every
+    step when ``steps < points``), so that ``steps`` is always a multiple of it; a run
+    keeps a valid logging interval when its step count is capped.
+
+    Raises:
+      ValueError: if ``steps`` or ``points`` is not a positive integer.
+    """
+    for name, v in (("steps", steps), ("points", points)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"argument `{name}` must be a positive integer; got {v!r}")
+    target = max(1, steps // points)
+    return max(k for k in range(1, target + 1) if steps % k == 0)
+
+
 def progress_bars() -> bool:
     """Whether automatic progress bars are on: yes unless ``DLTHEORY_PROGRESS`` is
     ``0``, ``false``, ``no`` or ``off`` (the book build turns them off)."""
@@ -209,8 +224,9 @@ class Preset:
     @staticmethod
     def is_count(name: str) -> bool:
         """Whether field ``name`` counts steps or epochs (``steps``, ``*_steps``,
-        ``epochs``, ``*_epochs``)."""
-        return name in ("steps", "epochs") or name.endswith(("_steps", "_epochs"))
+        ``*_substeps``, ``epochs``, ``*_epochs``)."""
+        return name in ("steps", "epochs") or name.endswith(("_steps", "_substeps",
+                                                             "_epochs"))
 
     @staticmethod
     def is_interval(name: str) -> bool:

@@ -32,7 +32,7 @@ from flax import nnx
 from dltheory import curvature
 from dltheory import data as D
 from dltheory import validation as V
-from dltheory.config import Preset
+from dltheory.config import Preset, log_interval
 from dltheory.models import MLP
 from dltheory.training import RunResult, optimizer, sweep, train
 
@@ -340,14 +340,15 @@ class EdgeOfStabilityResult:
         return self.sharpness[:, -q:].mean(axis=1) / self.thresholds
 
 
-def edge_of_stability(lrs: Any, steps: int, *, width: int = 64, log_every: int = 100,
-                      seed: int = 0) -> EdgeOfStabilityResult:
+def edge_of_stability(lrs: Any, steps: int, *, width: int = 64,
+                      log_every: int | None = None, seed: int = 0) -> EdgeOfStabilityResult:
     """Full-batch GD on digits at several learning rates, as one vmapped call.
 
     The model is a ``64-width-width-10`` tanh MLP trained on the squared loss to one-hot
     targets (the setting of Cohen et al., 2021, on a smaller dataset), from the same
     initialization for every learning rate. Every ``log_every`` steps the sharpness of
-    the full training loss is measured by 20 power iterations.
+    the full training loss is measured by 20 power iterations; by default every 100
+    steps, or about 20 times per run when 100 does not divide ``steps``.
 
     References:
       Cohen, Kaur, Li, Kolter, Talwalkar (2021), arXiv:2103.00065 (progressive
@@ -358,6 +359,9 @@ def edge_of_stability(lrs: Any, steps: int, *, width: int = 64, log_every: int =
         raise ValueError(f"argument `lrs` must be a 1-D sequence of positive learning rates; "
                          f"got {lrs!r}")
     width = V.check_int("width", width, minimum=1)
+    steps = V.check_int("steps", steps, minimum=1)
+    if log_every is None:
+        log_every = 100 if steps % 100 == 0 else log_interval(steps, 20)
     ds = D.digits()
     model = MLP((64, width, width, 10), rngs=nnx.Rngs(seed), activation="tanh")
     res = sweep(_mse, model, optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, jnp.float32)),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from dltheory import validation as V
-from dltheory.config import Preset
+from dltheory.config import Preset, log_interval
 from dltheory.lowrank.convex import (
     NuclearNormResult,
     min_nuclear_norm_completion,
@@ -258,7 +258,7 @@ def depth_comparison(problem: LowRankProblem, depths: Any = (2, 3),
     alphas = np.atleast_1d(np.asarray(init_scales, np.float64))
     g = glrl(problem) if glrl_result is None else glrl_result
     flows = tuple(gradient_flow(problem, init_scales=alphas, seeds=0, lrs=lr, steps=steps,
-                                log_every=steps // 100 if steps % 100 == 0 else 1,
+                                log_every=log_interval(V.check_int("steps", steps, minimum=1), 100),
                                 references=g.iterates, depth=L, symmetric=False)
                   for L in depths)
     dist = np.stack([distance_to_glrl(f, g) for f in flows])

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.config import log_interval
 from dltheory.lowrank.experiments import GreedySizes, SensingSizes
 from dltheory.lowrank.flow import FlowResult, gradient_flow
 from dltheory.lowrank.glrl import distance_to_glrl, glrl
@@ -74,7 +75,7 @@ def _glrl_grid(d: int, steps: int, lr: float, depths: tuple[int, ...]):
         g = glrl(p)
         for L in depths:
             f = gradient_flow(p, init_scales=WIDGET_INIT_SCALES, seeds=0, lrs=lr, steps=steps,
-                              log_every=steps // 100, references=g.iterates, depth=L,
+                              log_every=log_interval(steps, 100), references=g.iterates, depth=L,
                               symmetric=(L == 2))
             out[name, L] = (p, g, f, distance_to_glrl(f, g))
     return out
@@ -156,7 +157,7 @@ def _sensing_grid(d: int, m: int, steps: int):
         p = matrix_sensing_problem(d, eig, measurements=m, seed=0)
         for w in SENSING_WIDTHS:
             f = gradient_flow(p, init_scales=SENSING_INIT_SCALES, seeds=0, lrs=SENSING_LRS,
-                              steps=steps, log_every=steps // 200, width=min(w, d))
+                              steps=steps, log_every=log_interval(steps, 200), width=min(w, d))
             out[name, w] = (p, f)
     return out
 

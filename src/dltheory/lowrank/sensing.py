@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.config import log_interval
 from dltheory.lowrank.flow import FlowResult, gradient_flow
 from dltheory.lowrank.glrl import glrl
 from dltheory.lowrank.problems import LowRankProblem
@@ -214,8 +215,8 @@ def under_parameterized(problem: LowRankProblem, width: int, *, init_scale: floa
     """
     width = V.check_int("width", width, minimum=1, maximum=problem.d)
     flow = gradient_flow(problem, init_scales=init_scale, seeds=seeds, lrs=lr, steps=steps,
-                         log_every=max(1, steps // 200) if steps % max(1, steps // 200) == 0
-                         else 1, width=width)
+                         log_every=log_interval(V.check_int("steps", steps, minimum=1), 200),
+                         width=width)
     best = problem.best_rank(width)
     g = glrl(problem, max_rank=width)
     w_r = g.iterates[-1]

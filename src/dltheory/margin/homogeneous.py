@@ -23,7 +23,7 @@ from flax import nnx
 
 from dltheory.compat import enable_x64
 from dltheory import validation as V
-from dltheory.config import Preset
+from dltheory.config import Preset, log_interval
 from dltheory.margin.core import kkt_residual, smoothed_gap_bound
 from dltheory.margin.train import (
     MarginRun,
@@ -236,8 +236,13 @@ WIDGET_WIDTH = 16
 
 
 def schedule_grid(steps: int, *, width: int = WIDGET_WIDTH, classes=(3, 5), seed: int = 0,
-                  log_every: int = 50) -> dict[str, MarginRun]:
-    """Every setting of the widget (schedule x learning rate) as one vmapped call."""
+                  log_every: int | None = None) -> dict[str, MarginRun]:
+    """Every setting of the widget (schedule x learning rate) as one vmapped call, logged
+    every ``log_every`` steps (by default every 50 steps, or about 20 times when
+    ``steps`` is not a multiple of 50)."""
+    steps = V.check_int("steps", steps, minimum=1)
+    if log_every is None:
+        log_every = 50 if steps % 50 == 0 else log_interval(steps, 20)
     x, y, _, _ = digits_binary(classes)
     kernels, order = mlp_params((x.shape[1], width, width, 1), seed=seed)
     scheds = [constant_lr(v) for v in WIDGET_LRS] + [loss_based_lr(v) for v in WIDGET_LRS]
@@ -286,8 +291,7 @@ def schedule_explorer(steps: int | None = None):
     from dltheory.widgets import choice, explore
 
     steps = HMSizes.current().widget_steps if steps is None else V.check_int(
-        "steps", steps, minimum=50)
-    steps -= steps % 50
+        "steps", steps, minimum=1)
     grid = schedule_grid(steps)
     return explore(lambda schedule, lr, fig=None: schedule_figure(grid, schedule, lr, fig=fig),
                    title="Constant learning rate versus the loss-based schedule",
@@ -328,7 +332,7 @@ def cnn_margin_run(sizes: HMSizes | None = None, *, root: str | None = None,
     apply = _cnn_apply(graphdef)
     return train_margin(apply, params, np.asarray(ds.x_train), np.asarray(ds.y_train),
                         order=order, schedule=schedule or loss_based_lr(0.1),
-                        steps=sizes.cnn_steps, log_every=max(1, sizes.cnn_steps // 20),
+                        steps=sizes.cnn_steps, log_every=log_interval(sizes.cnn_steps, 20),
                         margins=multiclass_margins)
 
 

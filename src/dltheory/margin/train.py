@@ -169,6 +169,16 @@ class MarginRun:
     def log10_loss(self) -> np.ndarray:
         return self.log_loss / np.log(10)
 
+    @property
+    def smallest_smoothed_increment(self) -> float:
+        """The smallest change of the smoothed margin between consecutive log points
+        where it is defined (negative if it ever decreased), or NaN if it is defined at
+        fewer than two log points (a run too short to leave the loss level ``ln 2 / N``).
+        """
+        s = np.asarray(self.smoothed, dtype=np.float64)
+        s = s[np.isfinite(s)]
+        return float(np.diff(s).min()) if s.size >= 2 else float("nan")
+
 
 def _norm(params):
     return jnp.sqrt(sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)))

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from dltheory.config import Preset
+from dltheory.config import Preset, log_interval
 from dltheory.margin.core import max_margin_linear, symmetric_separable_data
 from dltheory.margin.leaky import (
     alignment_with_mu,
@@ -155,14 +155,6 @@ def _widget_data(n=16, seed=3):
     return (x, y), (x2, y2)
 
 
-def _log_interval(steps: int, points: int) -> int:
-    """The largest divisor of ``steps`` that logs at least ``points`` times (or every step),
-    so that ``steps`` is a multiple of it."""
-    steps = int(steps)
-    target = max(1, steps // max(1, int(points)))
-    return max(k for k in range(1, target + 1) if steps % k == 0)
-
-
 def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     """Every widget setting (alpha x init scale x width x data) as one vmapped call of
     constant-lr gradient descent; widths share one shape (unused neurons are zero)."""
@@ -181,7 +173,7 @@ def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     runs = train_margin_grid(leaky_apply, stacked,
                              {"x": np.stack(xx), "alpha": np.asarray(al)}, np.stack(yy),
                              order=2, schedules=[constant_lr(lr)] * len(settings),
-                             steps=steps, log_every=_log_interval(steps, 60), data_axis=0,
+                             steps=steps, log_every=log_interval(int(steps), 60), data_axis=0,
                              record_params=True)
     return {"settings": settings, "runs": runs, "x": np.stack(xx), "y": np.stack(yy)}
 

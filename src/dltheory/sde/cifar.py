@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -145,9 +146,9 @@ def cifar_run(config: R.OptimizerConfig, *, l: float = 1.0, sizes: CifarSizes | 
     if weight_decay:
         base_loss = loss
 
-        def loss(model, batch):  # noqa: F811 - intentional wrapper
+        def loss(model, batch):  # noqa: F811 - the loss with weight decay
             p = nnx.state(model, nnx.Param)
-            reg = sum(jnp.sum(a**2) for a in __import__("jax").tree.leaves(p))
+            reg = sum(jnp.sum(a**2) for a in jax.tree.leaves(p))
             return base_loss(model, batch) + 0.5 * weight_decay * reg
     steps = sizes.epochs * per_epoch * factor
     e = sizes.eval_size

@@ -211,6 +211,21 @@ class RuleResult:
         V.check_choice("rule", rule, tuple(self.curves))
         return self.curves[rule].max_log_gap(0)
 
+    @property
+    def best_rule(self) -> str:
+        """The rule with the smallest :meth:`gap`."""
+        return min(self.curves, key=self.gap)
+
+    def early_log_gap(self, rule: str) -> float:
+        """The mean of ``log L_kappa - log L_1`` for the largest ``kappa`` under ``rule``
+        over the first half of the logged epochs (after the first log point): positive
+        when the large-batch run falls behind the reference early in training."""
+        V.check_choice("rule", rule, tuple(self.curves))
+        c = self.curves[rule]
+        lg = np.log(np.asarray(c.train_loss, dtype=np.float64))
+        half = slice(1, max(2, len(c.x) // 2))
+        return float(np.nanmean(lg[-1, half] - lg[0, half]))
+
 
 RULES = ("none", "linear", "sqrt")
 
