@@ -28,7 +28,7 @@ def sym():
 
 
 def test_claim_smoothed_margin_monotone_and_close_to_normalized(hm):
-    """Lyu & Li (2020), Theorem 4.1 / Lemma 5.1: after L < ln 2 the smoothed margin does
+    """Lyu & Li (2020), Theorem 4.1 and its gap bound: after L < ln 2 the smoothed margin does
     not decrease (gradient flow; here GD with a small constant step), and
     gamma - gamma~ <= (log N + e^L - 1) / |theta|^L -> log N / |theta|^L."""
     run = hm.constant

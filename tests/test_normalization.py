@@ -103,7 +103,7 @@ def test_claim_norm_identity_without_weight_decay():
 
 
 # --------------------------------------------------------------------------------------
-# Weight decay <=> exponential learning rate (Li, Arora 2020, Theorem 1.1)
+# Weight decay <=> exponential learning rate (Li, Arora 2020, the main theorem)
 # --------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Execute a notebook top to bottom in this interpreter's kernel and report the time.
 
 Usage: python tools/run_notebook.py NOTEBOOK [--output OUT.ipynb] [--timeout SECONDS]
+                                    [--skip-tag TAG]
 
 Used by the Colab-like test (a fresh environment, the setup cell installs dltheory) and
 handy for working on one chapter without building the whole book:
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=pathlib.Path, default=None,
                         help="where to write the executed notebook (default: not written)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--skip-tag", action="append", default=[], metavar="TAG",
+                        help="leave out the code cells with this tag (repeatable)")
     args = parser.parse_args(argv)
 
     import nbformat
@@ -29,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(args.notebook, as_version=4)
+    skip = set(args.skip_tag)
+    if skip:
+        nb.cells = [c for c in nb.cells if c.cell_type != "code"
+                    or not skip & set(c.metadata.get("tags", []))]
     client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(args.notebook.parent)}})
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """dltheory: the package behind the course book on the training dynamics of deep learning.
 
 Modules:
-  config      scale presets (quick on CPU, paper on GPU/TPU) and the env override
+  config      scale presets (quick by default, paper with DLTHEORY_SCALE=paper)
   training    the engine: jit + lax.scan chunks, sweeps sharded over devices, divergence
   data        small real data (scikit-learn digits), synthetic problems, batch sources
   models      flax.nnx models shared by chapters

@@ -1,7 +1,7 @@
 """The chapters' experiments: each returns a small result object the notebook plots.
 
-Sizes come from :class:`GreedySizes` and :class:`SensingSizes` (``quick`` on a CPU,
-``paper`` on a GPU).
+Sizes come from :class:`GreedySizes` and :class:`SensingSizes` (``quick`` by default,
+``paper`` when ``DLTHEORY_SCALE=paper``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ multiclass labels it is the logit gap ``q_n = f_{y_n} - max_{j != y_n} f_j``. Th
 References:
   Lyu, Li (2020), Gradient Descent Maximizes the Margin of Homogeneous Neural Networks,
   ICLR, arXiv:1906.05890 (Section 3 and 4.1: normalized and smoothed margins; Theorem
-  4.1 and Lemma 5.1: monotonicity; Theorem 4.4: KKT points).
+  4.1: monotonicity of the smoothed margin and its gap to the normalized margin;
+  Theorem 4.4: KKT points).
 """
 
 from __future__ import annotations

@@ -207,13 +207,13 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
     ax.plot([-1.5 * u[1], 1.5 * u[1]], [1.5 * u[0], -1.5 * u[0]], color="0.4", lw=1,
             label="max-margin boundary")
     ax.set(xlim=(-1.6, 1.6), ylim=(-1.6, 1.6), aspect="equal", xlabel="$x_1$",
-           ylabel="$x_2$", title="final neurons (teal: a_k > 0, amber: a_k < 0)")
+           ylabel="$x_2$", title="final neurons (teal: $a_k > 0$, amber: $a_k < 0$)")
     ax.legend(loc="lower left", fontsize=9, frameon=True)
     gmax = max_normalized_margin(svm.margin, alpha)
     v = np.einsum("tk,tkd->td", a, w)
     cos = v @ u / np.maximum(np.linalg.norm(v, axis=1), 1e-300)
     bx.plot(run.steps, alignment_with_mu(w, mu), label="mean |cos(w_k, μ)|")
-    bx.plot(run.steps, cos, label="cos(Σ a_k w_k, u*)")
+    bx.plot(run.steps, cos, label=r"$\cos(\sum_k a_k w_k,\, u^*)$")
     bx.plot(run.steps, np.clip(run.normalized / gmax, -0.2, 1.5),
             label="margin / ((1+α)γ*/4)")
     bx.axhline(1.0, color="0.6", lw=0.8)

@@ -312,7 +312,8 @@ def exp_lr_momentum_root(eta: float, wd: float, momentum: float = 0.0) -> float:
     lambda)^2 >= 4 gamma``, which holds for the small ``eta lambda`` used in practice.
 
     References:
-      Li, Arora (2020), arXiv:1910.07454, Theorem 1.1 (main theorem, informal).
+      Li, Arora (2020), arXiv:1910.07454 (the main theorem: weight decay and
+      momentum are equivalent to an exponentially growing learning rate).
     """
     eta, wd = check_lr_wd(eta, wd)
     gamma = V.check_in_range("momentum", momentum, 0.0, 1.0, high_inclusive=False)
@@ -341,8 +342,8 @@ def exponential_lr_schedule(eta: float, wd: float, momentum: float = 0.0
       ``schedule(t)``, usable as an optax schedule (``t`` the step count).
 
     References:
-      Li, Arora (2020), arXiv:1910.07454, Theorem 1.1 (and the warm-up case
-      without momentum).
+      Li, Arora (2020), arXiv:1910.07454 (the main theorem on the exponential
+      learning rate, and its warm-up case without momentum).
     """
     alpha = exp_lr_momentum_root(eta, wd, momentum)
     log_alpha = math.log(alpha)
@@ -403,7 +404,8 @@ def sgd_exponential_lr(learning_rate: Any, weight_decay: Any, momentum: Any = 0.
     computed with ``jnp``).
 
     References:
-      Li, Arora (2020), arXiv:1910.07454, Theorem 1.1.
+      Li, Arora (2020), arXiv:1910.07454 (the main theorem on the exponential
+      learning rate).
     """
 
     def _alpha():

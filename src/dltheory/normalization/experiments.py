@@ -323,7 +323,8 @@ def wd_vs_exponential(eta: float, wd: float, steps: int = 500, *, momentum: floa
       float64: run in float64 (scoped ``dltheory.compat.enable_x64``), as the 1e-8 claim needs.
 
     References:
-      Li, Arora (2020), arXiv:1910.07454, Theorem 1.1.
+      Li, Arora (2020), arXiv:1910.07454 (the main theorem on the exponential
+      learning rate).
     """
     eta, wd = check_lr_wd(eta, wd)
     alpha = exp_lr_momentum_root(eta, wd, momentum)
