@@ -19,7 +19,7 @@ help:
 	@echo "make test-fast  the unit tests only (no notebook execution, no book build)"
 	@echo "make test-colab Google Colab's runtime (Python 3.13, its jax/flax/IPython): the setup"
 	@echo "                cell changes no package Colab has; unit tests; every chapter"
-	@echo "make test-paper every chapter at the paper presets' shapes, steps and epochs capped at 2"
+	@echo "make test-paper every chapter at the paper presets' shapes, steps and epochs capped at 8"
 	@echo "                (cells tagged gpu-only too with DLTHEORY_PAPER_GPU_CELLS=1; long on a CPU)"
 	@echo "make test-estimates  recompile every paper-scale program and compare with the committed estimates"
 	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"

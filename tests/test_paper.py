@@ -189,7 +189,7 @@ def test_every_estimate_matches_the_committed_file(key):
 # every chapter at paper scale, capped
 # --------------------------------------------------------------------------------------
 
-MAX_STEPS = 2
+MAX_STEPS = 8
 GPU_ONLY = "gpu-only"
 
 
@@ -227,7 +227,7 @@ def test_every_chapter_runs_at_paper_scale(tmp_path):
     and progress bars are off (``DLTHEORY_STATIC_TWINS=0``, ``DLTHEORY_PROGRESS=0``).
 
     Code cells tagged ``gpu-only`` (the ResNet-32 runs of Part I: one capped run, four
-    steps of two seeds, took 530 s on two CPU cores) are left out unless
+    steps of two seeds at a cap of two, took 530 s on two CPU cores) are left out unless
     ``DLTHEORY_PAPER_GPU_CELLS=1``;
     :func:`test_gpu_only_cells_are_the_part_one_resnet_runs` keeps that list short.
     """

@@ -193,7 +193,7 @@ def sensing_explorer(sizes: SensingSizes | None = None):
     from dltheory.widgets import choice, explore, slider
 
     sizes = SensingSizes.current() if sizes is None else sizes
-    V.check_int("sizes.widget_steps", sizes.widget_steps, minimum=200)
+    V.check_int("sizes.widget_steps", sizes.widget_steps, minimum=1)
     return explore(
         lambda init_scale, lr, width, target, fig=None: sensing_figure(
             init_scale, lr, width, target, sizes=sizes, fig=fig),
