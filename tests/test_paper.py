@@ -253,6 +253,7 @@ def test_every_chapter_runs_at_paper_scale(tmp_path):
         results = list(pool.map(run, _toc_notebooks()))
     failed = [f"{nb.relative_to(ROOT)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
               for nb, proc, _ in results if proc.returncode != 0]
-    for nb, _, seconds in results:
-        print(f"{nb.relative_to(ROOT)}: {seconds:.0f} s")
-    assert not failed, "\n\n".join(failed)
+    for nb, proc, seconds in results:
+        print(f"{nb.relative_to(ROOT)}: {seconds:.0f} s, exit status {proc.returncode}")
+    names = [nb.relative_to(ROOT).as_posix() for nb, proc, _ in results if proc.returncode]
+    assert not failed, f"{len(failed)} chapters failed: {names}\n\n" + "\n\n".join(failed)

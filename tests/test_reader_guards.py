@@ -409,3 +409,15 @@ def test_every_figure_a_cell_makes_is_shown(path, book):
              if c.cell_type == "code" for o in c.get("outputs", [])
              if o.get("output_type") == "stream" and "SmallTextWarning" in o.get("text", "")]
     assert not problems + small, "\n".join(problems + small)
+
+
+@pytest.mark.slow
+def test_budget_tables_render_as_tables(book):
+    """``paper.show`` displays Markdown; the built page must show it as a table (the
+    build renders Markdown outputs as MyST, whose tables plain CommonMark lacks)."""
+    pages = [p for p in sorted((book.html / "book").rglob("*.html"))
+             if p.name == "paper_scale.html" or 'id="paper-scale"' in p.read_text()]
+    assert len(pages) >= 10, [p.name for p in pages]   # nine chapters and the table page
+    problems = [p.relative_to(book.html).as_posix() for p in pages
+                if "| program |" in p.read_text() or "<th" not in p.read_text()]
+    assert not problems, f"budget table shown as raw Markdown on {problems}"

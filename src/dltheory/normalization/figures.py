@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.config import log_interval
 from dltheory.normalization.experiments import (
     Config,
     EquilibriumResult,
@@ -38,9 +39,13 @@ WIDGET_INIT = (1.0, 10.0)
 
 @functools.lru_cache(maxsize=4)
 def widget_grid(steps: int, batch_size: int = 32, width: int = 64,
-                log_every: int = 20) -> EquilibriumResult:
-    """Every (eta, lambda, initial norm) of the widget: one sweep, cached."""
-    steps = V.check_int("steps", steps, minimum=log_every)
+                log_every: int | None = None) -> EquilibriumResult:
+    """Every (eta, lambda, initial norm) of the widget: one sweep, cached; logged every
+    ``log_every`` steps (by default 20, or about 20 times when 20 does not divide
+    ``steps``)."""
+    steps = V.check_int("steps", steps, minimum=1)
+    if log_every is None:
+        log_every = 20 if steps % 20 == 0 else log_interval(steps, 20)
     configs = [Config(e, w, init_scale=c) for e in WIDGET_ETAS for w in WIDGET_WDS
                for c in WIDGET_INIT]
     return equilibrium_sweep(configs, steps, seeds=(0,), batch_size=batch_size, width=width,
