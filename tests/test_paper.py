@@ -200,7 +200,7 @@ def _toc_notebooks() -> list[pathlib.Path]:
     return [p for p in toc_notebooks() if p.parent != ROOT / "book"]
 
 
-def test_gpu_only_cells_are_the_part_one_resnet_runs():
+def test_gpu_only_cells_are_the_resnet_32_runs():
     import nbformat
 
     tagged = {}
@@ -208,9 +208,11 @@ def test_gpu_only_cells_are_the_part_one_resnet_runs():
         for c in nbformat.read(nb, as_version=4).cells:
             if GPU_ONLY in c.metadata.get("tags", []):
                 tagged.setdefault(nb.relative_to(ROOT).as_posix(), []).append(c.source)
-    assert sorted(tagged) == ["book/sde/adaptive_sde.ipynb", "book/sde/sgd_sde.ipynb"]
+    assert sorted(tagged) == ["book/normalization/intrinsic_lr.ipynb",
+                              "book/sde/adaptive_sde.ipynb", "book/sde/sgd_sde.ipynb"]
     for nb, sources in tagged.items():
-        assert len(sources) == 1 and "cifar.cifar_run(" in sources[0], nb
+        assert len(sources) == 1, nb
+        assert "cifar.cifar_run(" in sources[0] or "cifar_equilibrium(" in sources[0], nb
 
 
 @pytest.mark.slow
@@ -226,10 +228,10 @@ def test_every_chapter_runs_at_paper_scale(tmp_path):
     their epochs, evaluation sets and full batches are smaller. The widgets' static twins
     and progress bars are off (``DLTHEORY_STATIC_TWINS=0``, ``DLTHEORY_PROGRESS=0``).
 
-    Code cells tagged ``gpu-only`` (the ResNet-32 runs of Part I: one capped run, four
-    steps of two seeds at a cap of two, took 530 s on two CPU cores) are left out unless
-    ``DLTHEORY_PAPER_GPU_CELLS=1``;
-    :func:`test_gpu_only_cells_are_the_part_one_resnet_runs` keeps that list short.
+    Code cells tagged ``gpu-only`` (the ResNet-32 CIFAR-10 runs of Parts I and IV: one
+    capped run, four steps of two seeds at a cap of two, took 530 s on two CPU cores) are
+    left out unless ``DLTHEORY_PAPER_GPU_CELLS=1``;
+    :func:`test_gpu_only_cells_are_the_resnet_32_runs` keeps that list short.
     """
     from dltheory import data
 
