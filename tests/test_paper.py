@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from dltheory import config, paper
@@ -114,6 +115,7 @@ def test_log_interval_divides_steps():
         assert steps % k == 0 and k <= max(1, steps // 60)
     assert config.log_interval(600, 60) == 10 and config.log_interval(4000, 60) == 50
     assert config.log_interval(2000, 20) == 100 and config.log_interval(97, 10) == 1
+    assert config.log_interval(np.int64(600), 60) == 10   # numpy integers too
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])

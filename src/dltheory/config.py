@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import shutil
 import subprocess
@@ -85,8 +86,9 @@ def log_interval(steps: int, points: int) -> int:
       ValueError: if ``steps`` or ``points`` is not a positive integer.
     """
     for name, v in (("steps", steps), ("points", points)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"argument `{name}` must be a positive integer; got {v!r}")
+    steps, points = int(steps), int(points)
     target = max(1, steps // points)
     return max(k for k in range(1, target + 1) if steps % k == 0)
 
