@@ -385,3 +385,14 @@ def test_effective_lr_follows_the_first_phase():
     np.testing.assert_allclose(res.effective_lr[0, 0],
                                eta_t[:, None] / res.sq_norm[0, 0], rtol=1e-6)
     assert (steps < 20).any() and (steps >= 20).any()
+
+
+def test_settled_from_is_five_time_scales_or_the_last_step():
+    C = N.Config
+    res = N.equilibrium_sweep((C(0.1, 0.1),), 40, seeds=(0,), batch_size=16, width=8,
+                              log_every=10)
+    assert res.settled_from(0.5) == pytest.approx(10.0)      # 5 / 0.5 steps, inside the run
+    assert res.settled_from(0.01) == 40.0                    # 500 steps: past the end
+    assert res.settled_from(0.5, multiple=2.0) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="product"):
+        res.settled_from(0.0)

@@ -116,6 +116,10 @@ def test_log_interval_divides_steps():
     assert config.log_interval(600, 60) == 10 and config.log_interval(4000, 60) == 50
     assert config.log_interval(2000, 20) == 100 and config.log_interval(97, 10) == 1
     assert config.log_interval(np.int64(600), 60) == 10   # numpy integers too
+    # a preferred interval wins where it divides the steps, else the divisor rule
+    assert config.log_interval(1000, 20, prefer=50) == 50
+    assert config.log_interval(20_000, 20, prefer=50) == 50
+    assert config.log_interval(8, 20, prefer=50) == 1 and config.log_interval(60, 20, prefer=50) == 3
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
@@ -124,6 +128,9 @@ def test_log_interval_rejects_bad_arguments(bad):
         config.log_interval(bad, 10)
     with pytest.raises(ValueError, match="points"):
         config.log_interval(10, bad)
+    if bad is not None:
+        with pytest.raises(ValueError, match="prefer"):
+            config.log_interval(10, 5, prefer=bad)
 
 
 # --------------------------------------------------------------------------------------

@@ -77,18 +77,22 @@ def max_steps() -> int | None:
     return cap
 
 
-def log_interval(steps: int, points: int) -> int:
-    """The largest divisor of ``steps`` that still logs at least ``points`` times (or every
-    step when ``steps < points``), so that ``steps`` is always a multiple of it; a run
-    keeps a valid logging interval when its step count is capped.
+def log_interval(steps: int, points: int, *, prefer: int | None = None) -> int:
+    """A logging interval that divides ``steps``: ``prefer`` when it does, else the
+    largest divisor of ``steps`` that still logs at least ``points`` times (or every step
+    when ``steps < points``). A run keeps a valid interval when its step count is capped.
 
     Raises:
-      ValueError: if ``steps`` or ``points`` is not a positive integer.
+      ValueError: if ``steps``, ``points`` or ``prefer`` is not a positive integer.
     """
-    for name, v in (("steps", steps), ("points", points)):
+    for name, v in (("steps", steps), ("points", points), ("prefer", prefer)):
+        if name == "prefer" and v is None:
+            continue
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"argument `{name}` must be a positive integer; got {v!r}")
     steps, points = int(steps), int(points)
+    if prefer is not None and steps % int(prefer) == 0:
+        return int(prefer)
     target = max(1, steps // points)
     return max(k for k in range(1, target + 1) if steps % k == 0)
 

@@ -361,7 +361,7 @@ def edge_of_stability(lrs: Any, steps: int, *, width: int = 64,
     width = V.check_int("width", width, minimum=1)
     steps = V.check_int("steps", steps, minimum=1)
     if log_every is None:
-        log_every = 100 if steps % 100 == 0 else log_interval(steps, 20)
+        log_every = log_interval(steps, 20, prefer=100)
     ds = D.digits()
     model = MLP((64, width, width, 10), rngs=nnx.Rngs(seed), activation="tanh")
     res = sweep(_mse, model, optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, jnp.float32)),

@@ -242,7 +242,7 @@ def schedule_grid(steps: int, *, width: int = WIDGET_WIDTH, classes=(3, 5), seed
     ``steps`` is not a multiple of 50)."""
     steps = V.check_int("steps", steps, minimum=1)
     if log_every is None:
-        log_every = 50 if steps % 50 == 0 else log_interval(steps, 20)
+        log_every = log_interval(steps, 20, prefer=50)
     x, y, _, _ = digits_binary(classes)
     kernels, order = mlp_params((x.shape[1], width, width, 1), seed=seed)
     scheds = [constant_lr(v) for v in WIDGET_LRS] + [loss_based_lr(v) for v in WIDGET_LRS]

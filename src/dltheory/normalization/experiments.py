@@ -467,6 +467,14 @@ class EquilibriumResult:
         layer = V.check_int("layer", layer, minimum=0, maximum=n_groups - 1)
         return np.exp(np.log(self.effective_lr[:, :, :, layer]).mean(axis=1))
 
+    def settled_from(self, product: float, multiple: float = 5.0) -> float:
+        """The step from which a run with ``eta lambda = product`` counts as settled,
+        ``multiple / product`` (the fast-equilibrium time scale), or the last logged step
+        when the run is shorter than that (a step-capped run)."""
+        product = V.check_positive("product", product)
+        multiple = V.check_positive("multiple", multiple)
+        return min(multiple / product, float(self.steps[-1]))
+
     def mean_after(self, values: np.ndarray, start: float) -> np.ndarray:
         """Seed mean of the time average over the logged steps ``>= start``.
 

@@ -45,7 +45,7 @@ def widget_grid(steps: int, batch_size: int = 32, width: int = 64,
     ``steps``)."""
     steps = V.check_int("steps", steps, minimum=1)
     if log_every is None:
-        log_every = 20 if steps % 20 == 0 else log_interval(steps, 20)
+        log_every = log_interval(steps, 20, prefer=20)
     configs = [Config(e, w, init_scale=c) for e in WIDGET_ETAS for w in WIDGET_WDS
                for c in WIDGET_INIT]
     return equilibrium_sweep(configs, steps, seeds=(0,), batch_size=batch_size, width=width,
