@@ -396,3 +396,14 @@ def test_settled_from_is_five_time_scales_or_the_last_step():
     assert res.settled_from(0.5, multiple=2.0) == pytest.approx(4.0)
     with pytest.raises(ValueError, match="product"):
         res.settled_from(0.0)
+
+
+@pytest.mark.parametrize("n, window", [(1, 1), (5, 2), (17, 5), (17, 8), (9, 9)])
+def test_moving_average_is_the_edge_normalized_convolution(n, window):
+    x = np.random.default_rng(n).standard_normal((3, n))
+    kernel = np.ones(window)
+    ref = np.stack([np.convolve(r, kernel, "same") for r in x]) / np.convolve(
+        np.ones(n), kernel, "same")
+    np.testing.assert_allclose(N.moving_average(x, window), ref, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="window"):
+        N.moving_average(x, 0)

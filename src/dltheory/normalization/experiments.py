@@ -50,6 +50,7 @@ __all__ = [
     "equilibrium_sweep",
     "equilibrium_time",
     "fast_equilibrium",
+    "moving_average",
     "gradient_scaling",
     "norm_growth",
     "run_configs",
@@ -621,6 +622,24 @@ def _angular_intervals(sq, lr_t, wd_t, k):
 # --------------------------------------------------------------------------------------
 
 
+def moving_average(values: Any, window: int) -> np.ndarray:
+    """The mean of each ``window`` consecutive logged points along the last axis, centred
+    (``np.convolve(v, ones(window), "same")`` divided by the number of points it covers,
+    so the ends average the points that exist).
+
+    Raises:
+      ValueError: if ``window`` is not a positive integer.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = v.shape[-1]
+    window = V.check_int("window", window, minimum=1)
+    c = np.concatenate([np.zeros(v.shape[:-1] + (1,)), np.cumsum(v, axis=-1)], axis=-1)
+    i = np.arange(n)
+    lo = np.maximum(0, i - window // 2)
+    hi = np.minimum(n, i + (window - 1) // 2 + 1)
+    return (c[..., hi] - c[..., lo]) / (hi - lo)
+
+
 def equilibrium_time(steps: Any, effective_lr: Any, *, rtol: float = 0.1,
                      window: int = 5, tail: float = 0.25) -> np.ndarray:
     """Steps until the effective learning rate reaches equilibrium: the book's rule.
@@ -680,10 +699,7 @@ def equilibrium_time(steps: Any, effective_lr: Any, *, rtol: float = 0.1,
     bad = ~np.all(np.isfinite(logv), axis=-1)
     logv = np.where(np.isfinite(logv), logv, 0.0)
     target = np.median(logv[..., n - k:], axis=-1, keepdims=True)
-    kernel = np.ones(window)
-    num = np.apply_along_axis(lambda r: np.convolve(r, kernel, "same"), -1, logv)
-    cnt = np.convolve(np.ones(n), kernel, "same")
-    smooth = num / cnt
+    smooth = moving_average(logv, window)
     inside = np.abs(smooth - target) <= math.log1p(rtol)
     first = np.argmax(inside, axis=-1)
     bad = bad | ~inside.any(-1)
