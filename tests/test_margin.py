@@ -27,6 +27,11 @@ def sym():
     return T.symmetric_experiment()
 
 
+@pytest.fixture(scope="module")
+def frag():
+    return M.fragility_experiment(dataclasses.replace(T.LRSizes.quick(), frag_seeds=6))
+
+
 def test_claim_smoothed_margin_monotone_and_close_to_normalized(hm):
     """Lyu & Li (2020), Theorem 4.1 and its gap bound: after L < ln 2 the smoothed margin does
     not decrease (gradient flow; here GD with a small constant step), and
@@ -75,6 +80,88 @@ def test_claim_symmetric_data_reach_the_linear_max_margin(sym):
     assert M.is_linear_on(p, sym.x, sym.alpha) < 0.01
 
 
+def test_claim_fragility_gd_ends_linear_below_the_global_max(frag):
+    """Lyu, Li, Wang, Arora (2021), fragility: on non-symmetric data with a principal
+    direction and support vectors of one label, gradient descent from a small init ends at
+    a linear classifier (every neuron on the line of the SVM direction u*) whose normalized
+    margin is well below the global two-layer maximum; on symmetric data of the same size
+    it reaches the global maximum, which is the linear value ((1 + alpha)/4) gamma*."""
+    for opt in frag.optimum + frag.sym_optimum:          # the global max is certified
+        assert opt.upper - opt.value <= 1e-6 * opt.value
+    # symmetric data: the LP's maximum is the derived formula, and GD reaches it, linear
+    formula = [M.max_normalized_margin(M.max_margin_linear(x, y).margin, frag.alpha)
+               for x, y in zip(frag.sym_x, frag.sym_y)]
+    np.testing.assert_allclose(frag.sym_global_max, formula, rtol=1e-6)
+    assert np.all(frag.sym_ratio >= 0.98) and np.all(frag.sym_ratio <= 1 + 1e-6)
+    assert np.all(frag.sym_nonlinearity < 0.01)
+    # fragile data, every seed: the linear support vectors all carry the label +1 ...
+    for x, y in zip(frag.x, frag.y):
+        assert set(y[M.max_margin_linear(x, y).support].tolist()) == {1.0}
+    # ... GD ends with every neuron on the line of u* (a linear decision boundary) ...
+    assert np.all(frag.off_line < 0.01)
+    # ... at the best margin such a net has (a finished run, not one stopped early) ...
+    assert np.all(frag.gd_margin >= 0.98 * frag.line_max)
+    assert np.all(frag.gd_margin <= frag.line_max * (1 + 1e-9))
+    # ... which is at most 0.9 of the global maximum, reached by a net off that line
+    assert np.all(frag.ratio <= 0.9)
+    assert all(M.off_line(o.params(), u) > 0.3
+               for o, u in zip(frag.optimum, frag.svm_direction))
+
+
+def _np_leaky(p, x, alpha):
+    z = x @ np.asarray(p["w"]).T
+    return np.maximum(z, alpha * z) @ np.asarray(p["a"])
+
+
+@pytest.mark.parametrize("kind", ["fragile", "random labels"])
+def test_max_margin_two_layer_is_attained_and_never_beaten(kind):
+    rng = np.random.default_rng(3)
+    if kind == "fragile":
+        x, y = M.fragile_data(key=11)
+    else:
+        x = rng.standard_normal((12, 2))
+        y = np.where(rng.random(12) < 0.5, -1.0, 1.0)
+        y[:2] = [-1.0, 1.0]
+    alpha = 0.2
+    opt = M.max_margin_two_layer(x, y, alpha)
+    assert 0 < opt.value <= opt.upper <= opt.value * (1 + 1e-6)
+    p = opt.params()
+    assert M.normalized_margin(_np_leaky(p, x, alpha), y, p, 2) == pytest.approx(
+        opt.value, rel=1e-9)
+    best = -np.inf
+    for _ in range(300):                                  # random nets never beat it
+        q = {"w": rng.standard_normal((5, 2)), "a": rng.standard_normal(5)}
+        best = max(best, M.normalized_margin(_np_leaky(q, x, alpha), y, q, 2))
+    assert best <= opt.upper
+    # a coarse grid without the exact search is a lower bound that is close
+    coarse = M.max_margin_two_layer(x, y, alpha, grid=64, max_rounds=1)
+    assert opt.value * 0.97 <= coarse.value <= opt.value * (1 + 1e-9)
+
+
+def test_fragile_data_keeps_its_conditions_for_every_seed():
+    for key in range(20):
+        x, y = M.fragile_data(key=key, alpha=0.1)
+        svm = M.max_margin_linear(x, y)
+        assert set(y[svm.support].tolist()) == {1.0}      # support vectors: label +1
+        mu = (y[:, None] * x).sum(0)
+        assert np.all((y[:, None] * x) @ mu > 0)          # a principal direction
+        # the leak slope alone still leaves the label -1 points off the margin
+        neg = y < 0
+        assert 0.1 * np.min(np.abs(x[neg] @ svm.direction)) > svm.margin
+
+
+def test_off_line_and_line_margin():
+    u = np.array([1.0, 0.0])
+    on = {"w": np.array([[2.0, 0.0], [-1.0, 0.0]]), "a": np.array([1.0, -3.0])}
+    assert M.off_line(on, u) == 0.0
+    off = {"w": np.array([[1.0, 1.0], [1.0, 0.0]]), "a": np.array([np.sqrt(2), 0.0])}
+    assert M.off_line(off, u) == pytest.approx(np.sqrt(0.5))
+    x, y = M.symmetric_separable_data(20, 2, key=4)
+    svm = M.max_margin_linear(x, y)
+    assert M.line_margin(x, y, 0.3, svm.direction) == pytest.approx(
+        M.max_normalized_margin(svm.margin, 0.3), rel=1e-7)
+
+
 def test_claim_early_alignment_with_mu(sym):
     assert sym.alignment_before_half > 0.95
     assert sym.alignment[0, 0] < 0.8                       # not aligned at initialization
@@ -103,7 +190,7 @@ def test_max_normalized_margin_formula_is_attained():
 
 
 def test_manipulations_measured_not_the_papers_counterexample():
-    """What our two manipulations do (the paper's own construction is not reproduced):
+    """What our two manipulations do (the paper's construction is the fragility test):
     duplicating a support vector keeps the max margin; dropping mirror images makes the
     net nonlinear with a margin above the linear bound."""
     m = T.manipulation_experiment(dataclasses.replace(T.LRSizes.quick(), steps=2000),
@@ -165,11 +252,24 @@ def test_kkt_residual_is_zero_at_the_svm_and_not_elsewhere():
     (lambda: M.normalized_margin(np.ones(2), np.array([1, 1]), np.zeros(3), 2),
      "positive norm"),
     (lambda: M.log_loss(jnp.ones(2), "hinge"), "`loss` must be one of"),
+    (lambda: M.max_margin_two_layer(np.ones((3, 3)), np.array([1, -1, 1]), 0.2), "`x`"),
+    (lambda: M.max_margin_two_layer(np.eye(2), np.array([1, -1]), 1.0), "`alpha`"),
+    (lambda: M.max_margin_two_layer(np.array([[1.0, 0], [2.0, 0]]), np.array([1, -1]), 0.2),
+     "max margin is not positive"),
+    (lambda: M.fragile_data(10, n_negative=0), "`n_negative`"),
+    (lambda: M.fragile_data(wings=(20.0, 30.0)), "`wings`"),
+    (lambda: M.off_line({"w": np.eye(2), "a": np.ones(2)}, np.zeros(2)), "`direction`"),
+    (lambda: M.fragility_experiment(n=7), "`n` must be even"),
 ])
 def test_bad_arguments(call, words):
     with pytest.raises(ValueError) as err:
         call()
     assert words in str(err.value)
+
+
+def test_fragile_data_rejects_a_wings_scalar():
+    with pytest.raises(TypeError, match="`wings`"):
+        M.fragile_data(wings=75.0)
 
 
 def test_kkt_residual_rejects_misclassified():

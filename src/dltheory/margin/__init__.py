@@ -16,6 +16,17 @@ from dltheory.margin.core import (
                                   smoothed_margin,
                                   symmetric_separable_data,
 )
+from dltheory.margin.fragility import (
+                                  FragilityResult,
+                                  fragile_data,
+                                  fragility_experiment,
+)
+from dltheory.margin.global_margin import (
+                                  TwoLayerMaxMargin,
+                                  line_margin,
+                                  max_margin_two_layer,
+                                  off_line,
+)
 from dltheory.margin.leaky import (
                                   TwoLayerLeakyReLU,
                                   alignment_with_mu,
@@ -38,26 +49,33 @@ from dltheory.margin.train import (
 )
 
 __all__ = [
+                                  "FragilityResult",
                                   "LOSSES",
                                   "MarginRun",
                                   "MaxMarginResult",
                                   "Schedule",
                                   "TwoLayerLeakyReLU",
+                                  "TwoLayerMaxMargin",
                                   "alignment_with_mu",
                                   "binary_margins",
                                   "constant_lr",
+                                  "fragile_data",
+                                  "fragility_experiment",
                                   "is_linear_on",
                                   "kkt_residual",
                                   "leaky_apply",
                                   "leaky_init",
+                                  "line_margin",
                                   "linear_part",
                                   "log_loss",
                                   "loss_based_lr",
                                   "max_margin_linear",
+                                  "max_margin_two_layer",
                                   "max_normalized_margin",
                                   "mirror",
                                   "multiclass_margins",
                                   "normalized_margin",
+                                  "off_line",
                                   "smoothed_gap_bound",
                                   "smoothed_margin",
                                   "symmetric_separable_data",

@@ -46,7 +46,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class LRSizes(Preset):
-    """Sizes: data ``n`` points in ``d`` dimensions, ``width`` neurons, ``steps``."""
+    """Sizes: data ``n`` points in ``d`` dimensions, ``width`` neurons, ``steps``;
+    ``frag_seeds`` data sets of the fragility experiment, each trained ``frag_steps``."""
 
     n: int
     d: int
@@ -54,14 +55,18 @@ class LRSizes(Preset):
     steps: int
     log_every: int
     widget_steps: int
+    frag_seeds: int = 8
+    frag_steps: int = 20_000
 
     @classmethod
     def quick(cls) -> LRSizes:
-        return cls(n=40, d=5, width=50, steps=3000, log_every=10, widget_steps=600)
+        return cls(n=40, d=5, width=50, steps=3000, log_every=10, widget_steps=600,
+                   frag_seeds=8, frag_steps=20_000)
 
     @classmethod
     def paper(cls) -> LRSizes:
-        return cls(n=400, d=20, width=500, steps=40_000, log_every=50, widget_steps=4000)
+        return cls(n=400, d=20, width=500, steps=40_000, log_every=50, widget_steps=4000,
+                   frag_seeds=32, frag_steps=200_000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,7 +331,8 @@ def manipulation_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
 
     They probe the symmetry assumption of Lyu, Li, Wang, Arora (2021); they are not the
     paper's fragility construction (data on which gradient flow ends at a linear
-    classifier with a suboptimal margin).
+    classifier with a suboptimal margin), which :func:`dltheory.margin.fragility_experiment`
+    runs.
     """
     sizes = LRSizes.current() if sizes is None else sizes
     x, y = symmetric_separable_data(sizes.n, sizes.d, gap=0.1, key=seed)
