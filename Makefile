@@ -25,6 +25,9 @@ help:
 	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"
 	@echo "make bench      time the book, every widget and the engine; writes benchmarks/RESULTS.md"
 	@echo "make estimates  recompute the paper presets' time and memory estimates (src/dltheory/paper_budgets.json)"
+	@echo "make accept-numbers  take the last build's glued numbers as the known-good ones"
+	@echo "                (book/numbers.json; make book fails when a number moves past its tolerance)"
+	@echo "make claims-page  regenerate book/claims.md from the claims registry (dltheory.claims)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
 	@echo "make clean      remove _build and caches (keeps .venv)"
@@ -48,9 +51,19 @@ book: $(STAMP)
 	DLTHEORY_PROGRESS=0 DLTHEORY_STATIC_TWINS=1 $(BIN)/jupyter-book build .
 	$(BIN)/python tools/colab_edition.py --out _build/colab-edition
 	@touch _build/.src-stamp
+	$(BIN)/python tools/check_numbers.py
 	@echo
 	@echo "The book is built. Open this page in a browser:"
 	@echo "    file://$(CURDIR)/_build/html/index.html"
+
+# The drift guard (tools/check_numbers.py) compares every glued number of the build with
+# book/numbers.json; when a change of the numbers is meant, accept it here and commit the
+# file with a message that says why. The claims page is generated from dltheory.claims.
+.PHONY: accept-numbers claims-page
+accept-numbers: $(STAMP)
+	$(BIN)/python tools/check_numbers.py --accept
+claims-page: $(STAMP)
+	$(BIN)/python tools/claims_page.py
 
 # Same pages, same execution cache, every solution removed (tools/student_edition.py).
 book-student: book

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dltheory.compat import enable_x64
-from dltheory import margin as M
+from dltheory import claims, margin as M
 from dltheory.margin import homogeneous as H
 from dltheory.margin import two_layer as T
 from dltheory.training import count_compilations
@@ -41,6 +41,7 @@ def test_claim_smoothed_margin_monotone_and_close_to_normalized(hm):
     assert ok.sum() > 10
     s = run.smoothed[ok]
     assert np.all(np.diff(s) >= -1e-12 * np.abs(s[1:]))
+    claims.check("smoothed-margin-monotone", run.smallest_smoothed_increment)
     gap = run.normalized - run.smoothed
     assert np.all(gap[ok] >= -1e-12)                      # smoothed <= normalized
     assert np.all(gap[ok] <= H.gap_bound(run)[ok] * (1 + 1e-9))
@@ -58,7 +59,7 @@ def test_smallest_smoothed_increment_skips_undefined_points(hm):
 
 
 def test_claim_loss_based_schedule_reaches_3x_margin(hm):
-    assert hm.margin_ratio >= 3.0
+    claims.check("loss-based-margin", hm.margin_ratio)
     assert hm.loss_based.log10_loss[-1] < -300             # the loss went far below 1e-300
     assert np.isfinite(hm.loss_based.normalized).all()
 
@@ -67,14 +68,16 @@ def test_claim_kkt_residual_shrinks(hm):
     k = hm.kkt_loss_based
     assert np.isnan(k[0]) and np.all(np.isfinite(k[1:]))
     assert k[-1] < k[1]
-    assert k[-1] < hm.kkt_constant[-1]
+    # the faster schedule is much closer to a KKT point than the constant step at the same
+    # step count (measured 0.27 in the chapter, 0.31 here)
+    claims.check("kkt-residual", k[-1] / hm.kkt_constant[-1])
 
 
 def test_claim_symmetric_data_reach_the_linear_max_margin(sym):
     """Lyu, Li, Wang, Arora (2021): on symmetric data the net ends at the global max
     margin ((1 + alpha)/4) gamma*, a linear classifier along the SVM direction."""
     assert sym.cos_svm[1, -1] > 0.999
-    assert abs(sym.margin_ratio[1, -1] - 1) < 0.01
+    claims.check("symmetric-global-max", sym.margin_ratio[1, -1])
     assert np.all(sym.margin_ratio[:, -1] <= 1 + 1e-9)     # the derived bound holds
     p = sym.loss_based.final_params
     assert M.is_linear_on(p, sym.x, sym.alpha) < 0.01
@@ -103,7 +106,7 @@ def test_claim_fragility_gd_ends_linear_below_the_global_max(frag):
     assert np.all(frag.gd_margin >= 0.98 * frag.line_max)
     assert np.all(frag.gd_margin <= frag.line_max * (1 + 1e-9))
     # ... which is at most 0.9 of the global maximum, reached by a net off that line
-    assert np.all(frag.ratio <= 0.9)
+    claims.check("fragility", frag.ratio.max())
     assert all(M.off_line(o.params(), u) > 0.3
                for o, u in zip(frag.optimum, frag.svm_direction))
 
@@ -163,7 +166,7 @@ def test_off_line_and_line_margin():
 
 
 def test_claim_early_alignment_with_mu(sym):
-    assert sym.alignment_before_half > 0.95
+    claims.check("early-alignment", sym.alignment_before_half)
     assert sym.alignment[0, 0] < 0.8                       # not aligned at initialization
 
 

@@ -235,6 +235,8 @@ SHARDED = textwrap.dedent("""
         res = sweep(ce, init, optimizer(optax.sgd, learning_rate=0.1), seeds=[0, 1, 2, 3, 4],
                     steps=30, batches=mb, log_every=10, devices=devs)
         out[name] = res["loss"].tolist()
+        # where the members' parameters were trained: on both devices, or on one
+        out[name + "_devices"] = len(jax.tree.leaves(res.params)[0].sharding.device_set)
     h = data.quadratic([0.5, 4.0], rotate=True)
     for name, devs in (("q_sharded", jax.devices()), ("q_single", jax.devices()[:1])):
         res = sweep(lambda x, h: 0.5 * x @ h @ x, jnp.ones(2),
@@ -256,6 +258,8 @@ def test_sharded_sweep_equals_unsharded():
     # Same numbers up to float32 rounding: each device runs a different local grid size
     # (3 of 6 padded members instead of 5), which XLA may vectorize differently.
     np.testing.assert_allclose(np.array(out["sharded"]), np.array(out["single"]), rtol=1e-5)
+    # and the grid really was split: a sweep that ignored `devices` would pass the line above
+    assert (out["sharded_devices"], out["single_devices"]) == (2, 1)
     np.testing.assert_allclose(np.array(out["q_sharded"]), np.array(out["q_single"]),
                                rtol=1e-5)
     assert out["q_sharded_div"] == out["q_single_div"]

@@ -510,7 +510,7 @@ def convert_role(ctx: Context, role: str, content: str) -> str:
     text, target = (explicit.group("text"), explicit.group("target")) if explicit else ("", content)
     if role in ("glue:text", "glue:", "glue:any", "glue", "glue:md"):
         doc, sep, rest = content.rpartition("::")
-        key, _, fmt = rest.partition(":") if role == "glue:text" else (rest, "", "")
+        key, _, fmt = rest.partition(":") if role in ("glue:text", "glue:md") else (rest, "", "")
         key = f"{doc}{sep}{key}"
         data = _glue_value(ctx, key)
         if role == "glue:md":

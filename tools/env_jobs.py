@@ -19,7 +19,10 @@ Usage:
 5. every chapter of ``_toc.yml`` as a Colab reader gets it, the Colab edition
    (``_build/colab-edition``, made by ``tools/colab_edition.py`` from the last book
    build; the source notebooks when there is none), executed top to bottom at the quick
-   scale, two at a time, with no warning in its output.
+   scale, two at a time, with no warning in its output;
+6. the drift guard (``tools/check_numbers.py --dumps``): every number the chapters glued
+   in Colab's environment (dumped through ``DLTHEORY_GLUE_DIR``) against the book's
+   known-good values, so an upgrade on Colab that moves a published result is caught.
 
 ``min`` (``make test-min``) installs every runtime dependency of ``pyproject.toml`` at
 its lower bound (``>=X`` becomes ``==X``) on Python 3.11 (``.venv-min``), then dltheory
@@ -251,14 +254,22 @@ def colab(args: argparse.Namespace) -> int:
 
     # 5. every chapter at the quick scale
     results = []
+    drift = 0
     if not args.skip_chapters:
         print("executing every chapter at the quick scale in Colab's environment:")
-        results = execute_chapters(py, ROOT / "_build" / "colab", env)
+        dumps = ROOT / "_build" / "colab" / "glued"
+        shutil.rmtree(dumps, ignore_errors=True)
+        results = execute_chapters(py, ROOT / "_build" / "colab", {**env, "DLTHEORY_GLUE_DIR":
+                                                                   str(dumps)})
+        # 6. the drift guard: Colab's jax and flax must reproduce the book's numbers
+        if all(ok for _, ok, _, _ in results):
+            drift = run([sys.executable, str(ROOT / "tools" / "check_numbers.py"), "--dumps",
+                         str(dumps)], check=False).returncode
     passed = sum(ok for _, ok, _, _ in results)
     print(f"\ncolab job: Python {version}, jax {after.get('jax')}, flax {after.get('flax')}; "
           f"0 pre-installed packages changed; unit tests: {unit} ({unit_seconds:.0f} s); "
           f"chapters: {passed} of {len(results)} executed; {time.perf_counter() - t_start:.0f} s")
-    return 0 if tests.returncode == 0 and passed == len(results) else 1
+    return 0 if tests.returncode == 0 and passed == len(results) and drift == 0 else 1
 
 
 def floors() -> list[str]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["glue", "elapsed", "start_clock"]
+__all__ = ["glue", "glue_markdown", "glued", "elapsed", "start_clock"]
 
 _START: float | None = None
+_GLUED: dict[str, Any] = {}
 
 
 def start_clock() -> None:
@@ -49,6 +50,7 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"argument `name` must be a non-empty string; got {name!r}")
     value = _plain(value)
+    _GLUED[name] = value
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
@@ -58,3 +60,25 @@ def glue(name: str, value: Any, display: bool = False) -> None:
             show(value)
         return
     myst_glue(name, value, display=display)
+
+
+def glue_markdown(name: str, text: str) -> None:
+    """Make the Markdown ``text`` quotable as ``{glue:md}`name``` (a line of the book
+    written by the package, such as a theorem's ledger line)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"argument `name` must be a non-empty string; got {name!r}")
+    if not isinstance(text, str):
+        raise TypeError(f"argument `text` must be a string of Markdown; got {type(text).__name__}")
+    _GLUED[name] = text
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    from IPython.display import Markdown
+
+    myst_glue(name, Markdown(text), display=False)
+
+
+def glued() -> dict[str, Any]:
+    """Every value glued in this process so far, by name (a copy)."""
+    return dict(_GLUED)
