@@ -147,6 +147,7 @@ _MS = "lowrank/incremental_sensing"
 _SI = "normalization/scale_invariance"
 _IL = "normalization/intrinsic_lr"
 
+#: Every claim of the book, in the order of its chapters.
 CLAIMS: tuple[Claim, ...] = (
     # ---------------------------------------------------------------- Preliminaries
     Claim("gd-stability-threshold", _P, "thm-gd-quadratic", "nesterov2018lectures",
