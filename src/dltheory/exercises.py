@@ -1,0 +1,200 @@
+"""Exercise checkers that keep the solutions private.
+
+``check(label, answer)`` tells a reader whether the answer to the exercise ``label`` is
+right, with a hint when it is not, and never shows the solution:
+
+* a **numeric** answer (a number, or a tuple of numbers) is compared through salted
+  hashes: the reference value is stored only as the SHA-256 digests of its position on a
+  logarithmic grid (relative spacing ``rel``) and of the two neighbouring positions, so an
+  answer within about 1.5 ``rel`` of the reference is accepted and the reference itself
+  appears nowhere in the package;
+* a **code** answer (a function) is run on fixed inputs and compared with the package's
+  own implementation of the same quantity (the subject of the chapter, not the solution's
+  text).
+
+Instructors add a numeric exercise with the digests printed by
+``python -m dltheory.exercises LABEL VALUE [VALUE ...] [--rel R]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import math
+from typing import Any, Callable, Sequence
+
+__all__ = ["Verdict", "NumericAnswer", "CodeAnswer", "EXERCISES", "check", "digests"]
+
+_SALT = "dltheory-exercises-v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of :func:`check`: ``correct`` and the message shown to the reader."""
+
+    label: str
+    correct: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.correct
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.message.split(':', 1)[0]}**" + (
+            ":" + self.message.split(":", 1)[1] if ":" in self.message else "")
+
+
+def _position(x: float, rel: float) -> str:
+    """The grid cell of ``x``: its sign and its index on a log grid of spacing ``rel``."""
+    if x == 0:
+        return "0"
+    return f"{'-' if x < 0 else '+'}{round(math.log(abs(x)) / math.log1p(rel))}"
+
+
+def _digest(label: str, index: int, cell: str) -> str:
+    return hashlib.sha256(f"{_SALT}:{label}:{index}:{cell}".encode()).hexdigest()[:24]
+
+
+def digests(label: str, values: Sequence[float], rel: float = 0.01) -> tuple[frozenset[str], ...]:
+    """The digests :class:`NumericAnswer` stores for the reference ``values``: for each,
+    its own grid cell and both neighbours (so the acceptance window does not depend on
+    where the value falls in its cell)."""
+    out = []
+    for i, v in enumerate(values):
+        v = float(v)
+        if v == 0:
+            out.append(frozenset({_digest(label, i, "0")}))
+            continue
+        k = round(math.log(abs(v)) / math.log1p(rel))
+        sign = "-" if v < 0 else "+"
+        out.append(frozenset(_digest(label, i, f"{sign}{k + d}") for d in (-1, 0, 1)))
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class NumericAnswer:
+    """A number or a tuple of numbers, stored as digests (see :func:`digests`)."""
+
+    label: str
+    what: str                         # what to enter, e.g. "the number of steps"
+    digests: tuple[tuple[str, ...], ...]
+    hint: str
+    rel: float = 0.01
+
+    def check(self, answer: Any) -> Verdict:
+        values = answer if isinstance(answer, (tuple, list)) else (answer,)
+        if len(values) != len(self.digests):
+            return Verdict(self.label, False,
+                           f"Not the right form: enter {self.what} "
+                           f"({len(self.digests)} number{'s' * (len(self.digests) > 1)})")
+        wrong = []
+        for i, (v, ds) in enumerate(zip(values, self.digests)):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                return Verdict(self.label, False, f"Not the right form: enter {self.what} "
+                               f"as numbers; got {v!r}")
+            if not math.isfinite(x) or _digest(self.label, i, _position(x, self.rel)) not in ds:
+                wrong.append(i)
+        if not wrong:
+            return Verdict(self.label, True, "Correct")
+        which = "" if len(self.digests) == 1 else \
+            f" (number {', '.join(str(i + 1) for i in wrong)} of {len(self.digests)})"
+        return Verdict(self.label, False, f"Not yet{which}: {self.hint}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeAnswer:
+    """A function compared with the package's ``reference`` (``"module:function"``) on
+    fixed ``cases`` (tuples of positional arguments)."""
+
+    label: str
+    what: str
+    reference: str
+    cases: tuple[tuple[Any, ...], ...]
+    hint: str
+    rtol: float = 1e-6
+
+    def check(self, answer: Any) -> Verdict:
+        import numpy as np
+
+        if not callable(answer):
+            return Verdict(self.label, False, f"Not the right form: pass {self.what} "
+                           "(a function), not its value")
+        module, name = self.reference.split(":")
+        ref: Callable = getattr(importlib.import_module(module), name)
+        for args in self.cases:
+            want = np.asarray(ref(*args), dtype=float)
+            try:
+                got = np.asarray(answer(*args), dtype=float)
+            except Exception as exc:  # the reader's code failed: say so, with the input
+                return Verdict(self.label, False,
+                               f"Not yet: your function raised {type(exc).__name__}: {exc} "
+                               f"for the input {args}")
+            if got.shape != want.shape or not np.allclose(got, want, rtol=self.rtol, atol=1e-12):
+                return Verdict(self.label, False,
+                               f"Not yet: wrong value for the input {args}. {self.hint}")
+        return Verdict(self.label, True, f"Correct on {len(self.cases)} inputs")
+
+
+def _numeric(label, what, hashed, hint, rel=0.01) -> NumericAnswer:
+    return NumericAnswer(label, what, tuple(tuple(sorted(h)) for h in hashed), hint, rel)
+
+
+#: The checkable exercises of the book, by label.
+EXERCISES: dict[str, NumericAnswer | CodeAnswer] = {a.label: a for a in (
+    _numeric("gd-ex-best-lr", "the number of steps (an integer)",
+             [('2bcefd12ca509147948c86f0', '3607acfb66ae5d4ac613b8b2', 'a769942bf047139b00293116')],
+             "the loss contracts by rho squared per step, with rho = (kappa - 1)/(kappa + 1); "
+             "solve rho^(2k) <= 1e-6 for the smallest integer k.", rel=0.002),
+    _numeric("glrl-ex-linear", "the two traces (gradient flow's completion, then the PSD one)",
+             [('125fd6d38d9f784a0dae494f', 'c5d77870c02d643f78e94e28', 'ef7f27d7a9901aba4cb1afab'),
+              ('04e516c2af1d085a7b24a656', 'af2d024ae1b9e7cbf36e84a1', 'd46a251b5dba8a8009177e7e')],
+             "the trace of a PSD completion is the sum of its diagonal entries; fill the "
+             "unobserved entries as in the text and add the diagonals."),
+    _numeric("ilr-ex-relax", "the number of steps (a real number)",
+             [('0994b5be853c4dcea9021476', '1720f5875556a5c9b2e65801', '9fd41592b98ff81f3c6db3e9')],
+             "linearize the recursion around its fixed point: the error is multiplied by "
+             "the derivative there at every step; count the steps until the product is 1/e.",
+             rel=0.02),
+    CodeAnswer("sde-ex-weights", "a function l -> (c1, c2) with c1 >= c2",
+               "dltheory.sde.svag:svag_coefficients", tuple((l,) for l in (1, 2, 3, 8, 16)),
+               "check c1 + c2 = 1 and c1^2 + c2^2 = l, and order the pair as c1 >= c2."),
+)}
+
+
+def check(label: str, answer: Any) -> Verdict:
+    """Check ``answer`` to the exercise ``label``: right, or wrong with a hint.
+
+    Write your answer in place of ``...`` in the chapter's checker cell and run it.
+    """
+    if not isinstance(label, str) or label not in EXERCISES:
+        raise ValueError(f"argument `label` must be one of the checkable exercises "
+                         f"({', '.join(sorted(EXERCISES))}); got {label!r}")
+    entry = EXERCISES[label]
+    if answer is Ellipsis:
+        return Verdict(label, False, f"Waiting for your answer: replace ... by {entry.what} "
+                       "and run the cell again")
+    return entry.check(answer)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m dltheory.exercises",
+                                 description="Print the digests of a numeric answer.")
+    ap.add_argument("label")
+    ap.add_argument("values", type=float, nargs="+")
+    ap.add_argument("--rel", type=float, default=0.01)
+    args = ap.parse_args(argv)
+    for ds in digests(args.label, args.values, args.rel):
+        print(tuple(sorted(ds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
