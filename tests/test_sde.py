@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dltheory import sde
+from dltheory import claims, sde
 from dltheory.sde import experiments as E
 from dltheory.sde import figures as F
-from dltheory.training import count_compilations
+from dltheory.training import count_compilations, sweep
 
 
 # --------------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ def test_claim_svag_keeps_mean_and_multiplies_noise_variance(l, adaptive):
     var = q.noise_cov_diag() * factor
     se = np.sqrt(var / len(keys))
     np.testing.assert_array_less(np.abs(grads.mean(0) - true_grad), 5 * se)  # mean kept
-    np.testing.assert_allclose(grads.var(0), var, rtol=0.03)  # variance x l (x l^2)
+    claims.check("svag-moments", np.max(np.abs(grads.var(0) / var - 1)))  # variance x l (x l^2)
     c1, c2 = sde.svag_coefficients(l, adaptive=adaptive)
     assert c1 + c2 == pytest.approx(1) and c1**2 + c2**2 == pytest.approx(factor)
 
@@ -67,30 +67,125 @@ def test_claim_svag_converges_to_the_sde_like_one_over_l(quad):
     np.testing.assert_array_less(np.abs(res.final - res.svag_exact[:, -1]), 4 * res.svag_se)
     # ... the gaps between consecutive levels shrink, roughly like 1/l ...
     assert np.all(np.diff(res.gaps) < 0), res.gaps
-    assert -1.6 < res.gap_slope < -0.6, res.gap_slope
+    claims.check("svag-rate", res.gap_slope)
     # ... and the largest level matches the Euler-Maruyama SDE within 5% (and the exact SDE)
-    assert res.em_relative_gap < 0.05
+    claims.check("svag-limit", res.em_relative_gap)
     assert abs(res.em[-1] - res.sde_exact[-1]) < 0.01 * res.sde_exact[-1] + 4 * res.em_se
     # at l = 1 (SGD) the gap is clearly larger: the test can tell SGD from its SDE
     assert abs(res.final[0] - res.em[-1]) / res.em[-1] > 4 * res.em_relative_gap
 
 
 def test_claim_rmsprop_sde_matches_adaptive_svag():
-    res = E.rmsprop_svag_quadratic((1, 4), paths=2048)
-    tol = 0.03 + 4 * np.hypot(res.svag_se, res.em_se) / res.em[-1]
-    np.testing.assert_array_less(res.relative_gaps, tol)
+    """Adaptive SVAG at l = 4 is within 4 standard errors of the RMSprop SDE's exact
+    expected loss; plain RMSprop (l = 1), whose noise does not yet dominate the gradient,
+    is not (measured at 65,536 paths: about 0.6 and 15 standard errors)."""
+    res = E.rmsprop_svag_quadratic((1, 4), paths=65536)
+    tol = 4.0                                           # in standard errors of the estimate
+    z = res.gaps_in_se
+    claims.check("rmsprop-sde", z[-1])                  # the SVAG level is within the tolerance
+    assert z[0] > 2 * tol, z                            # plain RMSprop is clearly outside it
+    # the same in relative terms: 4 SE is about 0.6% of E L(theta_T), l = 1 is off by ~4%
+    rel_tol = tol * res.svag_se[:, -1] / res.sde[-1]
+    assert res.relative_gaps[-1] < rel_tol[-1] and res.relative_gaps[0] > 2 * rel_tol[0]
+    # Euler-Maruyama on rmsprop_sde agrees with the exact moments
+    assert res.em_gap_in_se < 4, res.em_gap_in_se
     # u relaxes from 4 s^2 towards s^2 = 1 at rate c2 = (1 - beta) / eta^2 = 0.25
     np.testing.assert_allclose(res.u_em[-1], 1 + 3 * np.exp(-0.25 * res.times[-1]), rtol=1e-3)
 
 
+def _sq(x, _eval):
+    return {"sq": jnp.sum(x**2)}
+
+
 def test_wrong_svag_weights_would_be_caught():
-    """The quadratic test separates SVAG from a wrong variant (noise not amplified)."""
-    q = E.CHAPTER_QUADRATIC
-    good = q.svag_second_moment(0.4, 16, 80)[-1]
-    # SGD at lr eta/16 without amplification has ~16x less stationary noise
-    bad = sde.NoisyQuadratic(q.lam, tuple(np.asarray(q.s) / 4), x0=q.x0).svag_second_moment(
-        0.4, 16, 80)[-1]
-    assert abs(bad - good) / good > 0.2
+    """The engine's SVAG with wrong weights is told apart from SVAG: at l = 4 the correct
+    weights match SVAG's closed form for E|x_T|^2; the weights (1 +- sqrt(2l)) / 2 (noise
+    variance l + 1/2 instead of l) and (1, 0) (no amplification) miss it by many standard
+    errors, and each matches the closed form of its own noise variance instead."""
+    q, eta, l, n, paths = E.CHAPTER_QUADRATIC, 0.4, 4, 5, 16384
+    steps = l * n
+    want = q.svag_second_moment(eta, l, steps)[-1]
+    r = np.sqrt(2 * l)
+    variants = {"svag": sde.svag(sde.quadratic_loss, l),
+                "sqrt(2l)": sde.SVAGLoss(sde.quadratic_loss, (1 + r) / 2, (1 - r) / 2, l),
+                "no amplification": sde.SVAGLoss(sde.quadratic_loss, 1.0, 0.0, l)}
+    cfg = sde.svag_config(sde.sgd_config(eta, 1), l)
+    for name, loss in variants.items():
+        res = sweep(loss, jnp.asarray(q.x0, jnp.float32), cfg.spec(), steps=steps,
+                    seeds=list(range(paths)), batches=sde.TwoBatches(q.source()),
+                    log_every=steps, metrics=_sq)
+        sq = np.asarray(res["sq"][:, -1], np.float64)
+        mean, se = sq.mean(), sq.std(ddof=1) / np.sqrt(paths)
+        multiplier = loss.c1**2 + loss.c2**2            # the noise variance, in units of one batch
+        own = sde.NoisyQuadratic(q.lam, tuple(np.asarray(q.s) * np.sqrt(multiplier / l)),
+                                 x0=q.x0).svag_second_moment(eta, l, steps)[-1]
+        assert abs(mean - own) < 4 * se, (name, (mean - own) / se)
+        if name == "svag":
+            assert abs(mean - want) < 4 * se, (mean - want) / se
+        else:
+            assert abs(mean - want) > 10 * se, (name, (mean - want) / se)
+
+
+# --------------------------------------------------------------------------------------
+# Adam against the Adam SDE
+# --------------------------------------------------------------------------------------
+
+
+def test_claim_adam_sde_weak_error_shrinks_with_eta():
+    """Adam at eta = 0.2, 0.141, 0.1 (noise scale 5, 7.1, 10; one SDE) against the Adam
+    SDE's exact expected loss at T = 1: the weak error is many standard errors at the
+    largest eta and shrinks at least like eta; the same runs measured against the SDE
+    without momentum (the RMSprop SDE) or with its noise off by 5% are far off at every
+    eta. Measured at 65,536 paths: errors 22, 12 and 7 standard errors, fitted order
+    about 1.6."""
+    q = E.ADAPTIVE_QUADRATIC
+    res = E.adam_sde_weak_error((0.2, 0.2 / np.sqrt(2), 0.1), paths=65536, em_paths=16384,
+                                em_substeps=32, problem=q)
+    err, se = np.abs(res.errors), res.errors_se
+    assert res.errors_in_se[0] > 10, res.errors_in_se    # Adam at eta = 0.2 is not its SDE
+    assert np.all(np.diff(err) < 0), err                  # the error shrinks with eta ...
+    assert err[0] - err[-1] > 5 * np.hypot(se[0], se[-1]), (err, se)
+    assert res.ratio > 1.5, res.ratio                    # ... by a factor near 2 or more
+    claims.check("adam-sde-weak-error", res.slope)        # ... at least like eta
+    # the exact moments are those of the simulated SDE (up to Euler-Maruyama's O(dt) bias)
+    assert abs(res.em[-1] - res.sde[-1]) < 4 * res.em_se[-1] + 0.01 * res.sde[-1]
+    # wrong SDEs: without the momentum process, the gap is large and does not shrink ...
+    wrong = np.abs(res.adam[:, -1] - res.rmsprop_sde[-1])
+    assert np.all(wrong > 20 * se), wrong / se
+    assert wrong[-1] > 0.7 * wrong[0], wrong
+    # ... and with the noise of m off by 5% either way it is far off at every eta
+    lam = np.asarray(q.lam)
+    for scale in (0.95, 1.05):
+        a = sde.adam_sde_second_moment(q.lam, q.s, q.x0, [res.times[-1]], sigma=q.sigma,
+                                       eta=0.2, b1=0.9, eps=1e-8, noise_scale=scale)
+        off = np.abs(res.adam[:, -1] - 0.5 * (a[-1] * lam).sum())
+        assert np.all(off > 8 * se), (scale, off / se)
+        assert off[-1] > 3 * err[-1], (scale, off[-1], err[-1])
+
+
+def test_adam_sde_second_moment_matches_euler_maruyama_and_its_limits():
+    """The exact moments against Euler-Maruyama paths of adam_sde (fine steps), and two
+    limits: no noise gives the deterministic flow, and the RMSprop moments with u at
+    equilibrium are Adam's without momentum (b1 -> 0 as eta -> 0)."""
+    q = sde.NoisyQuadratic(lam=(0.5, 3.0), s=(1.0, 0.5), sigma=4.0, x0=(1.0, -1.0))
+    times = np.linspace(0, 1.0, 5)                      # 16 steps of eta^2 = 1 / 16
+    kw = dict(sigma=q.sigma, eta=0.25, eps=1e-3)
+    exact = sde.adam_sde_second_moment(q.lam, q.s, q.x0, times, b1=0.8, **kw)
+    d, g, p = sde.adam_sde(q.lam, q.s, b1=0.8, b2=0.99, **kw)
+    paths = sde.sde_simulate(d, g, np.concatenate([q.x0, np.zeros(4)]), dt=0.25**2 / 64,
+                             steps=64 * 16, paths=8192, log_every=64 * 4, params=p)
+    x2 = paths.x[..., :2] ** 2
+    se = x2.std(0, ddof=1) / np.sqrt(x2.shape[0])
+    np.testing.assert_array_less(np.abs(x2.mean(0)[1:] - exact[1:]), 4 * se[1:] + 0.01 * exact[1:])
+    assert exact.shape == (5, 2) and np.all(exact[0] == np.asarray(q.x0) ** 2)
+    # no noise: theta is deterministic; with tiny momentum (c1 large) the RMSprop limit
+    flat = sde.adam_sde_second_moment(q.lam, q.s, q.x0, times, b1=0.8, noise_scale=0.0, **kw)
+    assert np.all(flat[1:] < exact[1:])
+    fast = sde.adam_sde_second_moment(q.lam, q.s, q.x0, times, b1=0.0, eta=0.02,
+                                      sigma=q.sigma * 0.25 / 0.02, eps=1e-3 * 0.25 / 0.02)
+    rms = sde.rmsprop_sde_second_moment(q.lam, q.s, q.x0, times, beta=0.5, eta=0.25,
+                                        sigma=q.sigma, eps=1e-3, u0=np.asarray(q.s) ** 2)
+    np.testing.assert_allclose(fast[1:], rms[1:], rtol=0.02)
 
 
 # --------------------------------------------------------------------------------------
@@ -209,8 +304,51 @@ def test_adaptive_svag_config_keeps_the_sde_constants():
                               paths=2), "`dt` must be a finite number > 0"),
     (lambda: E.svag_quadratic((0, 1)), "`ls` must be a 1-D sequence of integers >= 1"),
     (lambda: E.svag_quadratic((1,), eta=0.3), "integer number of SGD steps"),
-    (lambda: F.rules_figure(None, 4, "cubic"), "`rule` must be one of"),
     (lambda: E.lsr_digits((2, 4)), "must start with 1"),
+    # the adaptive SDEs, their exact moments and the Adam experiment
+    (lambda: sde.rmsprop_sde([1.0], [1.0], sigma=1.0, eta=0.0, beta=0.9, eps=0.0),
+     "`eta` must be a finite number > 0"),
+    (lambda: sde.adam_sde([1.0, -1.0], [1.0, 1.0], sigma=1.0, eta=0.1, b1=0.9, b2=0.99,
+                          eps=0.0), "`lam` must be a non-empty 1-D sequence of finite numbers > 0"),
+    (lambda: sde.sgd_sde([1.0], [1.0, 1.0], 0.1), "`s` must be a non-empty 1-D sequence"),
+    (lambda: sde.adam_sde_second_moment([1.0], [1.0], [1.0], [0.0, 1.0], sigma=1.0,
+                                        eta=float("nan"), b1=0.9, eps=0.0), "`eta` must be"),
+    (lambda: sde.adam_sde_second_moment([1.0], [1.0], [1.0], [0.0, 1.0], sigma=1.0, eta=0.1,
+                                        b1=1.0, eps=0.0), "`b1` must lie in [0.0, 1.0)"),
+    (lambda: sde.adam_sde_second_moment([1.0], [0.0], [1.0], [1.0], sigma=1.0, eta=0.1,
+                                        b1=0.9, eps=0.0), "needs s > 0 where eps = 0"),
+    (lambda: sde.rmsprop_sde_second_moment([1.0], [1.0], [1.0], [1.0, 0.5], sigma=1.0,
+                                           eta=0.1, beta=0.9, eps=0.0),
+     "`times` must be non-decreasing"),
+    (lambda: sde.rmsprop_sde_second_moment([1.0], [1.0], [1.0, 2.0], [1.0], sigma=1.0,
+                                           eta=0.1, beta=0.9, eps=0.0), "`x0` must be"),
+    (lambda: E.adam_sde_weak_error((0.1, 0.2)), "`etas` must hold at least two"),
+    (lambda: E.adam_sde_weak_error((0.2,)), "`etas` must hold at least two"),
+    (lambda: E.adam_sde_weak_error((0.2, -0.1)), "`etas` must be a non-empty 1-D sequence"),
+    (lambda: E.adam_sde_weak_error((0.2, 0.15)), "`etas` must make horizon / eta^2"),
+    (lambda: E.adam_sde_weak_error(paths=1), "`paths` must be an integer >= 2"),
+    (lambda: E.rmsprop_svag_quadratic((1, 2), beta=1.0), "`beta` must lie in [0.0, 1.0)"),
+    (lambda: E.rmsprop_svag_quadratic((1, 2), eta=0.3), "`horizon` must make"),
+    (lambda: E.svag_quadratic((1,), key=-1), "`key` must be an integer >= 0"),
+    (lambda: sde.rmsprop_config(0.1, 4, beta=1.5), "`beta` must lie in [0.0, 1.0)"),
+    (lambda: sde.OptimizerConfig("sgd", 0.1, 8, eps=-1.0), "must be None"),
+    (lambda: sde.svag_coefficients(float("nan")), "`l` must be finite"),
+    (lambda: sde.SVAGLoss(sde.quadratic_loss, float("nan"), 0.0, 1.0), "`c1` must be finite"),
+    (lambda: sde.SVAGLoss(sde.quadratic_loss, 1.0, 0.0, 0.5), "`l` must be a finite number >= 1"),
+    (lambda: E.AdaptiveSizes(0, 16, 6, 2, 32), "`quad_paths` must be an integer >= 1"),
+    (lambda: E.scaling_rules_digits((1, 4), base=sde.sgd_config(0.1, 4)),
+     "`base` must be an RMSprop or Adam configuration"),
+    (lambda: E.scaling_rules_digits((1, 4), label_noise=1.5), "`label_noise` must lie in"),
+    (lambda: E.svag_digits((1, 2), seeds=0), "`seeds` must be an integer >= 1"),
+    (lambda: sde.NoisyQuadratic((1.0,), (1.0,)).svag_second_moment(0.1, 0.5, 4),
+     "`l` must be a finite number >= 1"),
+    (lambda: sde.quadratic_loss(jnp.ones(3), {"lam": jnp.ones(2), "s": jnp.ones(2),
+                                              "z": jnp.ones(2)}), "`x` must have the shape"),
+    (lambda: sde.quadratic_loss(jnp.ones(2), {"lam": jnp.ones(2)}), "`batch` must be a dict"),
+    (lambda: sde.noise_to_signal(lambda w, b: jnp.sum(w), {}, {"x": jnp.ones((3, 2))}),
+     "`params` must hold at least one parameter array"),
+    (lambda: sde.sde_simulate(*sde.sgd_sde((1.0,), (1.0,), 0.1)[:2], [float("nan")], dt=0.1,
+                              steps=2, paths=2), "`x0` must be a non-empty 1-D sequence"),
 ])
 def test_bad_arguments(call, words):
     with pytest.raises(ValueError) as err:
@@ -225,6 +363,26 @@ def test_type_errors():
         sde.TwoBatches(object())
     with pytest.raises(TypeError, match="callable"):
         sde.svag(3, 2)
+    with pytest.raises(TypeError, match="`drift` must be callable; got 3"):
+        sde.sde_simulate(3, lambda x, t, p: x, [1.0], dt=0.1, steps=1, paths=2)
+    with pytest.raises(TypeError, match="`lam` must be a 1-D sequence of real numbers"):
+        sde.adam_sde_second_moment("abc", [1.0], [1.0], [1.0], sigma=1.0, eta=0.1, b1=0.9,
+                                   eps=0.0)
+    with pytest.raises(TypeError, match="`problem` must be a NoisyQuadratic"):
+        E.adam_sde_weak_error(problem=3)
+    with pytest.raises(TypeError, match="`ls` must be a 1-D sequence of integers"):
+        E.rmsprop_svag_quadratic(4)
+    with pytest.raises(TypeError, match="`res` must be an SVAGQuadraticResult"):
+        F.svag_figure(3, 1)
+    with pytest.raises(ValueError, match=r"`l` must be one of \[1\]; got 1.5"):
+        F.svag_figure(E.SVAGQuadraticResult(np.array([1]), 0.5, np.arange(2.0),
+                                            *([np.zeros((1, 2))] * 3), np.zeros(2), 0.0,
+                                            np.zeros(2), 2), 1.5)
+    with pytest.raises(TypeError, match="`model` must be callable"):
+        sde.xent_loss(3, {"x": jnp.ones((1, 64)), "y": jnp.zeros(1, jnp.int32)})
+    with pytest.raises(TypeError, match="`config` must be an OptimizerConfig"):
+        from dltheory.sde import cifar
+        cifar.cifar_run({"lr": 0.1})
 
 
 # --------------------------------------------------------------------------------------
@@ -260,8 +418,8 @@ def test_claim_linear_rule_holds_when_noise_dominates_and_fails_when_not():
     res = E.lsr_digits((1, 4, 64), base_batch=4, base_lr=0.02, epochs=4, seeds=2, width=32)
     nsr_small, nsr_large = res.median_ratio(4), res.median_ratio(64)
     assert nsr_small > 20 and nsr_large < 5           # both regimes measured
-    assert res.gaps[1] < 0.05                         # holds: curves within 5%
-    assert res.gaps[2] > 4 * res.gaps[1]              # fails: visibly separated
+    claims.check("linear-rule-holds", res.gaps[1])               # curves within 5%
+    claims.check("linear-rule-fails", res.gaps[2] / res.gaps[1])  # visibly separated
 
 
 @pytest.mark.slow
@@ -271,8 +429,8 @@ def test_claim_sqrt_rule_beats_no_rescaling_and_the_linear_rule():
     res = E.scaling_rules_digits((1, 4, 16), base=base, epochs=4, seeds=2, width=32,
                                  label_noise=0.5)
     gaps = {r: res.gap(r) for r in E.RULES}
-    assert 2 * gaps["sqrt"] < gaps["linear"], gaps   # several times smaller ...
-    assert 4 * gaps["sqrt"] < gaps["none"], gaps     # ... than both alternatives
+    claims.check("sqrt-rule-vs-linear", gaps["linear"] / gaps["sqrt"])  # several times
+    claims.check("sqrt-rule-vs-none", gaps["none"] / gaps["sqrt"])      # smaller than both
     # where the noise does not dominate (clean labels) the advantage shrinks: the chapter
     # reports it as the rule's limit (measured 0.65 vs 0.88 vs 2.2 at width 32, 6 epochs)
     clean = E.scaling_rules_digits((1, 16), base=base, epochs=4, seeds=2, width=32)

@@ -4,8 +4,9 @@
 - ``rules``: optimizer configurations, the linear and square-root scaling
   rules, SVAG's hyperparameters, and the noise-to-signal measurement;
 - ``simulate``: Euler-Maruyama paths and the SGD, RMSprop and Adam SDEs;
+- ``moments``: the exact second moments of the RMSprop and Adam SDEs on the quadratic;
 - ``problems``: the noisy quadratic and the digits MLP;
-- ``quadratic`` and ``digits``: the chapters' experiments,
+- ``quadratic``, ``adam`` and ``digits``: the chapters' experiments,
   gathered with their presets in ``experiments``;
 - ``figures``: figures and widgets; ``cifar``: the paper preset.
 
@@ -20,6 +21,7 @@ References:
 
 from dltheory.sde.problems import (DigitsProblem, GaussianNoise, NoisyQuadratic,
                                    digits_metrics, digits_problem, quadratic_loss, xent_loss)
+from dltheory.sde.moments import adam_sde_second_moment, rmsprop_sde_second_moment
 from dltheory.sde.rules import (NoiseToSignal, OptimizerConfig, adam_config,
                                 adaptive_svag_config, linear_scaling_rule, noise_terms,
                                 noise_to_signal, rmsprop_config, sgd_config, sqrt_scaling_rule,
@@ -33,6 +35,7 @@ __all__ = [
     "linear_scaling_rule", "sqrt_scaling_rule", "svag_config", "adaptive_svag_config",
     "NoiseToSignal", "noise_to_signal", "noise_terms",
     "SDEPaths", "sde_simulate", "sgd_sde", "rmsprop_sde", "adam_sde",
+    "rmsprop_sde_second_moment", "adam_sde_second_moment",
     "NoisyQuadratic", "GaussianNoise", "quadratic_loss",
     "DigitsProblem", "digits_problem", "xent_loss", "digits_metrics",
 ]

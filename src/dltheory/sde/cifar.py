@@ -14,6 +14,8 @@ the small stand-in written by ``dltheory.data.write_cifar10_standin``.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
 from typing import Any
 
 import jax
@@ -24,6 +26,7 @@ from flax import nnx
 from dltheory import validation as V
 from dltheory.config import Preset
 from dltheory.models import accuracy, cross_entropy
+from dltheory.sde import _checks as C
 from dltheory.sde import rules as R
 from dltheory.sde.svag import TwoBatches, adaptive_svag, svag
 from dltheory.training import sweep
@@ -50,6 +53,17 @@ class CifarSizes(Preset):
     seeds: int
     limit: int | None
     eval_size: int
+
+    def __post_init__(self):
+        st = self.stage_sizes
+        if not isinstance(st, tuple) or not st or any(
+                isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1 for b in st):
+            raise ValueError(f"argument `stage_sizes` must be a non-empty tuple of integers "
+                             f">= 1; got {st!r}")
+        for name in ("width", "epochs", "seeds", "eval_size"):
+            V.check_int(name, getattr(self, name), minimum=1)
+        if self.limit is not None:
+            V.check_int("limit", self.limit, minimum=1)
 
     @classmethod
     def quick(cls) -> "CifarSizes":
@@ -127,10 +141,17 @@ def cifar_run(config: R.OptimizerConfig, *, l: float = 1.0, sizes: CifarSizes | 
     """
     from dltheory import data as D
 
+    C.instance("config", config, R.OptimizerConfig, "an OptimizerConfig (see sgd_config)")
+    l = V.check_finite("l", l)
+    if l < 1:
+        raise ValueError(f"argument `l` must be a finite number >= 1; got {l!r}")
+    sizes = CifarSizes.current() if sizes is None else C.instance(
+        "sizes", sizes, CifarSizes, "a CifarSizes (or None for the current scale)")
+    if root is not None:
+        C.instance("root", root, (str, os.PathLike), "a folder path (str) or None")
+    V.check_nonnegative("weight_decay", weight_decay)
     if not hasattr(D, "cifar10"):
         raise RuntimeError("dltheory.data.cifar10 is not available in this version")
-    sizes = CifarSizes.current() if sizes is None else sizes
-    V.check_nonnegative("weight_decay", weight_decay)
     ds = D.cifar10(root, limit=sizes.limit)
     per_epoch = int(ds.x_train.shape[0]) // config.batch_size
     if per_epoch < 1:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.sde import _checks as C
 from dltheory.sde import rules as R
 from dltheory.sde.problems import digits_metrics, digits_problem, xent_loss
 from dltheory.sde.quadratic import _check_levels
@@ -63,6 +64,14 @@ class DigitsCurves:
         return float(np.nanmax(np.abs(lg[setting] - lg[reference])))
 
 
+def _check_kappas(kappas: Sequence[int]) -> np.ndarray:
+    kappas = _check_levels(kappas, "kappas")
+    if kappas[0] != 1:
+        raise ValueError(f"argument `kappas` must start with 1 (the reference); "
+                         f"got {kappas.tolist()!r}")
+    return kappas
+
+
 def _digits_run(problem, loss, cfg: R.OptimizerConfig, steps: int, log_every: int,
                 seeds: int, batches) -> Any:
     return sweep(loss, problem.init, cfg.spec(), steps=steps, seeds=list(range(seeds)),
@@ -86,8 +95,11 @@ def svag_digits(ls: Sequence[int] = (1, 2, 4), *, lr: float = 0.1, batch_size: i
     """
     ls = _check_levels(ls)
     V.check_positive("lr", lr)
+    batch_size = V.check_int("batch_size", batch_size, minimum=1)
     steps = V.check_int("steps", steps, minimum=1)
     log_points = V.check_int("log_points", log_points, minimum=1)
+    seeds = V.check_int("seeds", seeds, minimum=1)
+    width = V.check_int("width", width, minimum=1)
     if steps % log_points:
         raise ValueError(f"argument `steps` ({steps}) must be a multiple of `log_points` "
                          f"({log_points})")
@@ -175,9 +187,12 @@ def lsr_digits(kappas: Sequence[int] = (1, 4, 16, 64), *, base_batch: int = 4,
       Li, Malladi, Arora (2021), arXiv:2102.12470 (the LSR needs the noise to
       dominate, ``N_t / G_t`` large at the larger batch).
     """
-    kappas = _check_levels(kappas)
-    if kappas[0] != 1:
-        raise ValueError(f"argument `kappas` must start with 1 (the reference); got {kappas!r}")
+    kappas = _check_kappas(kappas)
+    base_batch = V.check_int("base_batch", base_batch, minimum=1)
+    base_lr = V.check_positive("base_lr", base_lr)
+    epochs = V.check_int("epochs", epochs, minimum=1)
+    seeds = V.check_int("seeds", seeds, minimum=1)
+    width = V.check_int("width", width, minimum=1)
     problem = digits_problem(width)
     base = R.sgd_config(base_lr, base_batch)
     cfgs = [R.linear_scaling_rule(base, float(k)) for k in kappas]
@@ -246,10 +261,17 @@ def scaling_rules_digits(kappas: Sequence[int] = (1, 4, 16), *,
       Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the square-root
       scaling rule) and its experiments.
     """
-    kappas = _check_levels(kappas)
-    if kappas[0] != 1:
-        raise ValueError(f"argument `kappas` must start with 1 (the reference); got {kappas!r}")
-    base = R.adam_config(1e-3, 8, b1=0.99, b2=0.999, eps=1e-8) if base is None else base
+    kappas = _check_kappas(kappas)
+    if base is None:
+        base = R.adam_config(1e-3, 8, b1=0.99, b2=0.999, eps=1e-8)
+    C.instance("base", base, R.OptimizerConfig, "an OptimizerConfig (see adam_config)")
+    if base.algorithm == "sgd":
+        raise ValueError("argument `base` must be an RMSprop or Adam configuration (the "
+                         "square-root rule is for adaptive methods); got an SGD one")
+    epochs = V.check_int("epochs", epochs, minimum=1)
+    seeds = V.check_int("seeds", seeds, minimum=1)
+    width = V.check_int("width", width, minimum=1)
+    label_noise = V.check_probability("label_noise", label_noise)
     problem = digits_problem(width, label_noise)
     rule_fns = {"none": lambda c, k: c.replace(batch_size=c.batch_size * int(k)),
                 "linear": R.linear_scaling_rule, "sqrt": R.sqrt_scaling_rule}

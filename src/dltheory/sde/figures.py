@@ -6,17 +6,28 @@ widget is shown), so moving a control redraws and never recompiles or retrains.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.sde import _checks as C
 from dltheory.sde.digits import RULES, RuleResult
 from dltheory.sde.quadratic import SVAGQuadraticResult
 
 __all__ = ["svag_figure", "svag_explorer", "rules_figure", "rules_explorer"]
 
 RULE_NAMES = {"none": "no rescaling", "linear": "linear rule", "sqrt": "square-root rule"}
+
+
+def _index(name: str, value: Any, options: Any) -> int:
+    """The position of ``value`` in ``options`` (numbers; ``value`` must equal one)."""
+    opts = [int(v) for v in options]
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value in opts
+    if not ok:
+        raise ValueError(f"argument `{name}` must be one of {opts}; got {value!r}")
+    return opts.index(int(value))
 
 
 def svag_figure(res: SVAGQuadraticResult, l: int, fig: Any = None, *,
@@ -38,9 +49,9 @@ def svag_figure(res: SVAGQuadraticResult, l: int, fig: Any = None, *,
     """
     from dltheory import plotting
 
-    i = int(np.flatnonzero(res.ls == int(l))[0]) if int(l) in res.ls else None
-    if i is None:
-        raise ValueError(f"argument `l` must be one of {list(res.ls)}; got {l!r}")
+    C.instance("res", res, SVAGQuadraticResult, "an SVAGQuadraticResult (from svag_quadratic)")
+    i = _index("l", l, res.ls)
+    inline = C.flag("inline", inline)
     reuse = fig if fig is not None else (None if inline else "detached")
     fig, (a, b) = plotting.figure(2, width=7.5, height=3.9, reuse=reuse)
     a.plot(res.times, res.sde_exact, "k-", lw=2.5, alpha=0.35, label="SDE, exact")
@@ -68,6 +79,7 @@ def svag_explorer(res: SVAGQuadraticResult):
     """Widget: the SVAG level ``l`` on the noisy quadratic (precomputed)."""
     from dltheory.widgets import choice, explore
 
+    C.instance("res", res, SVAGQuadraticResult, "an SVAGQuadraticResult (from svag_quadratic)")
     return explore(lambda l, fig=None: svag_figure(res, l, fig=fig),
                    title="SVAG on the noisy quadratic",
                    l=choice([int(v) for v in res.ls], default=int(res.ls[-1]),
@@ -79,11 +91,10 @@ def rules_figure(res: RuleResult, kappa: int, rule: str, fig: Any = None):
     ``kappa = 1`` reference, and the configuration used."""
     from dltheory import plotting
 
+    C.instance("res", res, RuleResult, "a RuleResult (from scaling_rules_digits)")
     V.check_choice("rule", rule, RULES)
     ks = [int(k) for k in res.kappas]
-    if int(kappa) not in ks[1:]:
-        raise ValueError(f"argument `kappa` must be one of {ks[1:]}; got {kappa!r}")
-    i = ks.index(int(kappa))
+    i = 1 + _index("kappa", kappa, ks[1:])
     c = res.curves[rule]
     cfg = res.configs[rule][i]
     fig, ax = plotting.figure(width=7.5, height=4.0, reuse="detached" if fig is None else fig)
@@ -105,6 +116,7 @@ def rules_explorer(res: RuleResult):
     """Widget: the batch-size factor and the scaling rule (precomputed runs)."""
     from dltheory.widgets import choice, explore
 
+    C.instance("res", res, RuleResult, "a RuleResult (from scaling_rules_digits)")
     ks = [int(k) for k in res.kappas[1:]]
     return explore(lambda kappa, rule, fig=None: rules_figure(res, kappa, rule, fig=fig),
                    title="Adam across batch sizes",

@@ -21,6 +21,7 @@ from flax import nnx
 
 from dltheory import data as D
 from dltheory import validation as V
+from dltheory.sde import _checks as C
 from dltheory.models import MLP, accuracy, cross_entropy
 
 __all__ = ["GaussianNoise", "NoisyQuadratic", "quadratic_loss", "digits_problem",
@@ -36,13 +37,39 @@ class GaussianNoise:
     lam: jax.Array
     s: jax.Array
 
+    def __post_init__(self):
+        # checked when built from concrete values (jax also rebuilds it from tracers and
+        # placeholders when it maps over the dataclass: those pass through)
+        concrete = (str, bytes, list, tuple, np.ndarray)
+        lam, s = self.lam, self.s
+        if isinstance(lam, concrete) or (isinstance(lam, jax.Array)
+                                         and not isinstance(lam, jax.core.Tracer)):
+            lam = C.vector("lam", lam, positive=True)
+            if isinstance(s, concrete) or (isinstance(s, jax.Array)
+                                           and not isinstance(s, jax.core.Tracer)):
+                C.vector("s", s, nonnegative=True, size=lam.size)
+
     def sample(self, key: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
         z = jax.random.normal(jax.random.fold_in(key, step), self.lam.shape, self.lam.dtype)
         return {"lam": self.lam, "s": self.s, "z": z}
 
 
 def quadratic_loss(x: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
-    """``sum(lam x^2) / 2 + sum(s z x)``: its gradient is ``lam x + s z``."""
+    """``sum(lam x^2) / 2 + sum(s z x)``: its gradient is ``lam x + s z``.
+
+    Args:
+      x: the point, shape ``(d,)``.
+      batch: ``{"lam", "s", "z"}``, each of shape ``(d,)`` (from :class:`GaussianNoise`).
+    """
+    C.batch("batch", batch, ("lam", "s", "z"))
+    if not isinstance(x, (jax.Array, np.ndarray, list, tuple)):
+        raise TypeError(f"argument `x` must be an array of shape (d,); got {C.show(x)} of "
+                        f"type {type(x).__name__}")
+    shape = tuple(jnp.shape(x))
+    want = tuple(jnp.shape(batch["lam"]))
+    if shape != want:
+        raise ValueError(f"argument `x` must have the shape of the batch's `lam`, {want}; "
+                         f"got shape {shape}")
     return 0.5 * jnp.sum(batch["lam"] * x**2) + jnp.sum(batch["s"] * batch["z"] * x)
 
 
@@ -67,6 +94,17 @@ class NoisyQuadratic:
     x0: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        for name in ("lam", "s", "x0"):
+            value = getattr(self, name)
+            if value is None and name == "x0":
+                continue
+            try:
+                if isinstance(value, (str, bytes)):
+                    raise TypeError
+                np.asarray(value, np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"argument `{name}` must be a sequence of real numbers; got "
+                                f"{C.show(value)} of type {type(value).__name__}") from None
         lam = np.asarray(self.lam, np.float64)
         s = np.asarray(self.s, np.float64)
         if lam.ndim != 1 or lam.size == 0 or np.any(~np.isfinite(lam)) or np.any(lam <= 0):
@@ -113,6 +151,9 @@ class NoisyQuadratic:
         ``m_{k+1} = (1 - a lam)^2 m_k + a^2 l sigma^2 s^2``.
         """
         eta = V.check_positive("eta", eta)
+        l = V.check_finite("l", l)
+        if l < 1:
+            raise ValueError(f"argument `l` must be a finite number >= 1; got {l!r}")
         steps = V.check_int("steps", steps, minimum=0)
         a = eta / l
         lam, x0 = np.asarray(self.lam), np.asarray(self.x0)
@@ -129,11 +170,15 @@ class NoisyQuadratic:
 
 def xent_loss(model: MLP, batch: dict[str, jax.Array]) -> jax.Array:
     """Mean cross-entropy of the model's logits on a batch ``{"x", "y"}``."""
+    C.function("model", model)
+    C.batch("batch", batch, ("x", "y"))
     return cross_entropy(model(batch["x"]), batch["y"])
 
 
 def digits_metrics(model: MLP, data: dict[str, dict[str, jax.Array]]) -> dict[str, jax.Array]:
     """Full training loss and test accuracy (``data = {"train": ..., "test": ...}``)."""
+    C.function("model", model)
+    C.batch("data", data, ("train", "test"))
     return {"train_loss": xent_loss(model, data["train"]),
             "test_acc": accuracy(model(data["test"]["x"]), data["test"]["y"])}
 

@@ -72,8 +72,8 @@ class OptimizerConfig:
             if name in needs and value is None:
                 raise ValueError(f"argument `{name}` is required for {self.algorithm}")
             if name not in needs and value is not None:
-                raise ValueError(f"argument `{name}` does not apply to {self.algorithm}; "
-                                 f"got {value!r}")
+                raise ValueError(f"argument `{name}` does not apply to {self.algorithm} and "
+                                 f"must be None; got {value!r}")
         for name in ("b1", "b2"):
             value = getattr(self, name)
             if value is not None:
@@ -107,6 +107,7 @@ def sgd_config(lr: float, batch_size: int) -> OptimizerConfig:
 def rmsprop_config(lr: float, batch_size: int, *, beta: float = 0.999, eps: float = 1e-8,
                    initial_scale: float = 0.0) -> OptimizerConfig:
     """RMSprop ``v <- beta v + (1 - beta) g^2``, ``theta <- theta - lr g / (sqrt(v) + eps)``."""
+    V.check_in_range("beta", beta, 0.0, 1.0, high_inclusive=False)
     return OptimizerConfig("rmsprop", lr, batch_size, b2=beta, eps=eps,
                            initial_scale=initial_scale)
 
@@ -274,6 +275,28 @@ def _functional(loss_fn: Callable, params: Any) -> tuple[Callable, Any]:
     return loss_fn, params
 
 
+def _check_noise_args(loss_fn: Any, params: Any, data: Any) -> int:
+    """Check the arguments of :func:`noise_terms`; the number of examples."""
+    if not callable(loss_fn):
+        raise TypeError(f"argument `loss_fn` must be callable; got {loss_fn!r} of type "
+                        f"{type(loss_fn).__name__}")
+    p = nnx.state(params, nnx.Param) if isinstance(params, nnx.Module) else params
+    if not jax.tree.leaves(p):
+        raise ValueError(f"argument `params` must hold at least one parameter array; "
+                         f"got {params!r}")
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError(f"argument `data` must hold at least one array; got {data!r}")
+    shapes = [np.shape(a) for a in leaves]
+    if any(len(sh) == 0 for sh in shapes) or len({sh[0] for sh in shapes}) != 1:
+        raise ValueError("argument `data` must hold arrays with one leading example axis "
+                         f"of the same length; got shapes {shapes}")
+    n = int(shapes[0][0])
+    if n < 2:
+        raise ValueError(f"argument `data` must hold at least two examples; got {n}")
+    return n
+
+
 def noise_terms(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
                 data: Any) -> tuple[jax.Array, jax.Array]:
     """``(G, N1)`` as traced scalars (usable inside the engine's ``metrics``).
@@ -281,6 +304,7 @@ def noise_terms(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
     ``G = |grad L(data)|^2`` and ``N1 = mean_i |grad L(x_i) - grad L(data)|^2`` from exact
     per-example gradients (``vmap`` over the examples of ``data``).
     """
+    _check_noise_args(loss_fn, params, data)
     fn, p = _functional(loss_fn, params)
     per = jax.vmap(lambda ex: jax.grad(fn)(p, jax.tree.map(lambda a: a[None], ex)))(data)
     mean = jax.tree.map(lambda g: g.mean(0), per)
@@ -306,13 +330,6 @@ def noise_to_signal(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
       Li, Malladi, Arora (2021), arXiv:2102.12470: the LSR (and the SDE
       approximation) needs the noise to dominate the signal, ``N_t / G_t`` large.
     """
-    if not callable(loss_fn):
-        raise TypeError(f"argument `loss_fn` must be callable; got {loss_fn!r}")
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError("argument `data` must hold at least one array")
-    n = int(np.shape(leaves[0])[0])
-    if n < 2:
-        raise ValueError(f"argument `data` must hold at least two examples; got {n}")
+    n = _check_noise_args(loss_fn, params, data)
     G, N1 = noise_terms(loss_fn, params, data)
     return NoiseToSignal(float(G), float(N1), n)

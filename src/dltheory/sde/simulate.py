@@ -19,6 +19,10 @@ The drifts and diffusions of the part, for the noisy quadratic
   ``dtheta = -(sqrt(gamma_2) / gamma_1) P^{-1} m dt``,
   ``P = sigma_0 diag(u)^{1/2} + eps_0 sqrt(gamma_2) I`` (same paper).
 
+On this quadratic the second moments of the adaptive SDEs solve small linear ODEs
+(:mod:`dltheory.sde.moments`): a reference with no sampling error to measure RMSprop and
+Adam against.
+
 The adaptive SDEs hold in the noise-dominated regime the paper assumes,
 ``sigma ~ 1 / eta``: the second-moment estimate ``v`` then tracks ``sigma^2 diag Sigma``
 and the ``(grad L)^2`` part of ``E g^2`` is neglected.
@@ -36,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dltheory import validation as V
+from dltheory.sde import _checks as C
 
 __all__ = ["SDEPaths", "sde_simulate", "sgd_sde", "rmsprop_sde", "adam_sde"]
 
@@ -105,15 +110,13 @@ def sde_simulate(drift: Callable[[jax.Array, jax.Array, Any], jax.Array],
       Kloeden, Platen (1992), Numerical Solution of SDEs, Section 9.1 (Euler-Maruyama,
       weak order 1).
     """
-    if not callable(drift) or not callable(diffusion):
-        raise TypeError("arguments `drift` and `diffusion` must be callable")
+    C.function("drift", drift)
+    C.function("diffusion", diffusion)
     dt = V.check_positive("dt", dt)
     steps, log_every = V.check_steps(steps, log_every)
     paths = V.check_int("paths", paths, minimum=1)
     key = V.check_int("key", key, minimum=0)
-    x0 = jnp.asarray(x0, jnp.float32)
-    if x0.ndim != 1:
-        raise ValueError(f"argument `x0` must be a 1-D state; got shape {x0.shape}")
+    x0 = jnp.asarray(C.vector("x0", x0), jnp.float32)
     n_log = steps // log_every + 1
     keys = jax.random.split(jax.random.key(key), paths)
     xs = _integrator(drift, diffusion, log_every, n_log)(x0, keys, params, jnp.float32(dt))
@@ -133,16 +136,27 @@ def _sgd_diffusion(x, t, p):
     return jnp.diag(jnp.sqrt(p["eta"]) * p["s"])
 
 
+def _quadratic(lam: Any, s: Any) -> tuple[np.ndarray, np.ndarray]:
+    lam = C.vector("lam", lam, positive=True)
+    return lam, C.vector("s", s, nonnegative=True, size=lam.size)
+
+
 def sgd_sde(lam: Any, s: Any, eta: float) -> tuple[Callable, Callable, dict]:
     """``(drift, diffusion, params)`` of the SGD SDE on the noisy quadratic.
 
     ``dX = -diag(lam) X dt + sqrt(eta) diag(s) dW`` in time ``t = k eta``, where one
     minibatch gradient is ``lam * x + s * z`` with ``z ~ N(0, I)``.
 
+    Args:
+      lam: the curvatures ``lambda_i > 0``, shape ``(d,)``.
+      s: the noise scales ``s_i >= 0``, shape ``(d,)``.
+      eta: the learning rate ``> 0``.
+
     References:
       Li, Tai, E (2017), Stochastic Modified Equations and Adaptive Stochastic Gradient
       Algorithms, ICML 2017, arXiv:1511.06251; Li, Malladi, Arora (2021), arXiv:2102.12470.
     """
+    lam, s = _quadratic(lam, s)
     eta = V.check_positive("eta", eta)
     p = {"lam": jnp.asarray(lam, jnp.float32), "s": jnp.asarray(s, jnp.float32),
          "eta": jnp.float32(eta)}
@@ -167,14 +181,22 @@ def _rms_diffusion(y, t, p):
     return jnp.concatenate([top, jnp.zeros_like(top)], 0)
 
 
-def _adaptive_params(lam, s, sigma, eta, eps, **cs):
-    for name, v in (("sigma", sigma), ("eta", eta)):
-        V.check_positive(name, v)
-    V.check_nonnegative("eps", eps)
-    p = {"lam": jnp.asarray(lam, jnp.float32), "s": jnp.asarray(s, jnp.float32),
-         "sigma0": jnp.float32(sigma * eta), "eps0": jnp.float32(eps * eta)}
-    p.update({k: jnp.float32(v) for k, v in cs.items()})
-    return p
+def _constants(lam, s, sigma, eta, eps, **betas) -> dict:
+    """The adaptive SDEs' constants, every argument checked first: ``lam``, ``s``,
+    ``sigma_0 = sigma eta``, ``eps_0 = eps eta`` and ``c_i = (1 - beta_i) / eta^2``."""
+    lam, s = _quadratic(lam, s)
+    sigma = V.check_positive("sigma", sigma)
+    eta = V.check_positive("eta", eta)
+    eps = V.check_nonnegative("eps", eps)
+    out = {"lam": lam, "s": s, "sigma0": sigma * eta, "eps0": eps * eta}
+    for name, (c, beta) in betas.items():
+        beta = V.check_in_range(name, beta, 0.0, 1.0, high_inclusive=False)
+        out[c] = (1.0 - beta) / eta**2
+    return out
+
+
+def _traced(consts: dict) -> dict:
+    return {k: jnp.asarray(v, jnp.float32) for k, v in consts.items()}
 
 
 def rmsprop_sde(lam: Any, s: Any, *, sigma: float, eta: float, beta: float,
@@ -184,13 +206,19 @@ def rmsprop_sde(lam: Any, s: Any, *, sigma: float, eta: float, beta: float,
     State ``y = (theta, u)`` (``2 d`` entries) in time ``t = k eta^2``, where RMSprop's
     second moment is ``v = sigma^2 u``; start it at ``u_0 = v_0 / sigma^2``.
 
+    Args:
+      lam, s: the curvatures (``> 0``) and noise shape (``>= 0``), shape ``(d,)``.
+      sigma: the noise scale ``> 0`` (a minibatch gradient is ``lam x + sigma s z``).
+      eta: the learning rate ``> 0``.
+      beta: the decay of the second moment, in ``[0, 1)``.
+      eps: the ``eps`` of RMSprop, ``>= 0``.
+
     References:
       Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the RMSprop
       SDE, with ``sigma_0 = sigma eta``, ``eps_0 = eps eta``, ``c_2 = (1 - beta) / eta^2``).
     """
-    V.check_in_range("beta", beta, 0.0, 1.0, high_inclusive=False)
-    return _rms_drift, _rms_diffusion, _adaptive_params(lam, s, sigma, eta, eps,
-                                                        c2=(1 - beta) / eta**2)
+    return _rms_drift, _rms_diffusion, _traced(
+        _constants(lam, s, sigma, eta, eps, beta=("c2", beta)))
 
 
 def _adam_split(y):
@@ -229,11 +257,16 @@ def adam_sde(lam: Any, s: Any, *, sigma: float, eta: float, b1: float, b2: float
     ``m_0 = 0``, ``u_0 = 0`` like Adam's moments; the bias corrections
     ``gamma_i(t) = 1 - exp(-c_i t)`` make the start well defined.
 
+    Args:
+      lam, s: the curvatures (``> 0``) and noise shape (``>= 0``), shape ``(d,)``.
+      sigma: the noise scale ``> 0``.
+      eta: the learning rate ``> 0``.
+      b1, b2: Adam's decays ``beta_1``, ``beta_2``, in ``[0, 1)``.
+      eps: Adam's ``eps``, ``>= 0``.
+
     References:
       Malladi, Lyu, Panigrahi, Arora (2022), arXiv:2205.10287 (the Adam SDE,
       ``c_1 = (1 - beta_1) / eta^2``, ``c_2 = (1 - beta_2) / eta^2``).
     """
-    V.check_in_range("b1", b1, 0.0, 1.0, high_inclusive=False)
-    V.check_in_range("b2", b2, 0.0, 1.0, high_inclusive=False)
-    return _adam_drift, _adam_diffusion, _adaptive_params(
-        lam, s, sigma, eta, eps, c1=(1 - b1) / eta**2, c2=(1 - b2) / eta**2)
+    return _adam_drift, _adam_diffusion, _traced(
+        _constants(lam, s, sigma, eta, eps, b1=("c1", b1), b2=("c2", b2)))

@@ -31,8 +31,16 @@ import jax
 
 from dltheory import data
 from dltheory import validation as V
+from dltheory.sde import _checks as C
 
 __all__ = ["svag_coefficients", "SVAGLoss", "svag", "adaptive_svag", "TwoBatches"]
+
+
+def _check_l(l: Any) -> float:
+    x = V.check_finite("l", l)
+    if x < 1:
+        raise ValueError(f"argument `l` must be a finite number >= 1; got {l!r}")
+    return x
 
 
 def svag_coefficients(l: float, *, adaptive: bool = False) -> tuple[float, float]:
@@ -49,9 +57,8 @@ def svag_coefficients(l: float, *, adaptive: bool = False) -> tuple[float, float
       Li, Malladi, Arora (2021), arXiv:2102.12470; Malladi, Lyu, Panigrahi, Arora
       (2022), arXiv:2205.10287 (SVAG for adaptive algorithms).
     """
-    l = V.check_finite("l", l)
-    if l < 1:
-        raise ValueError(f"argument `l` must be a finite number >= 1; got {l!r}")
+    l = _check_l(l)
+    adaptive = C.flag("adaptive", adaptive)
     r = math.sqrt(2 * l * l - 1 if adaptive else 2 * l - 1)
     return (1 + r) / 2, (1 - r) / 2
 
@@ -61,7 +68,8 @@ class SVAGLoss:
     """``c1 loss_fn(params, b1) + c2 loss_fn(params, b2)`` for a batch pair ``(b1, b2)``.
 
     Frozen and hashable, so the engine reuses compiled code for equal ``(loss_fn, c1, c2)``.
-    Build it with :func:`svag` or :func:`adaptive_svag`.
+    Build it with :func:`svag` or :func:`adaptive_svag`; built directly, any finite
+    weights are accepted (a variant with other weights is then a different algorithm).
 
     Attributes:
       loss_fn: the per-batch loss ``loss_fn(params, batch) -> scalar``.
@@ -76,6 +84,13 @@ class SVAGLoss:
     l: float
     adaptive: bool = False
 
+    def __post_init__(self):
+        C.function("loss_fn", self.loss_fn)
+        object.__setattr__(self, "c1", V.check_finite("c1", self.c1))
+        object.__setattr__(self, "c2", V.check_finite("c2", self.c2))
+        object.__setattr__(self, "l", _check_l(self.l))
+        object.__setattr__(self, "adaptive", C.flag("adaptive", self.adaptive))
+
     def __call__(self, params: Any, batch: tuple[Any, Any]) -> jax.Array:
         b1, b2 = batch
         return self.c1 * self.loss_fn(params, b1) + self.c2 * self.loss_fn(params, b2)
@@ -88,8 +103,7 @@ class SVAGLoss:
 
 
 def _make(loss_fn, l, adaptive):
-    if not callable(loss_fn):
-        raise TypeError(f"argument `loss_fn` must be callable; got {loss_fn!r}")
+    C.function("loss_fn", loss_fn)
     c1, c2 = svag_coefficients(l, adaptive=adaptive)
     return SVAGLoss(loss_fn, c1, c2, float(l), adaptive)
 
