@@ -220,10 +220,16 @@ CLAIMS: tuple[Claim, ...] = (
           "tests/test_sde.py::test_claim_linear_rule_holds_when_noise_dominates_and_fails_when_not",
           at_least(4.0), "lsr_gap_64 / lsr_gap_4"),
     Claim("rmsprop-sde", _ADA, None, "malladi2022sdes",
-          "RMSprop run with adaptive SVAG matches the simulated RMSprop SDE.",
-          "largest relative gap between adaptive SVAG and the SDE, in standard errors",
+          "RMSprop run with adaptive SVAG matches the RMSprop SDE.",
+          "gap between the expected loss at the largest SVAG level and the SDE's, in "
+          "standard errors",
           "tests/test_sde.py::test_claim_rmsprop_sde_matches_adaptive_svag",
           at_most(4.0), "rms_in_se"),
+    Claim("adam-sde-weak-error", _ADA, None, "malladi2022sdes",
+          "Adam's weak error against the Adam SDE shrinks at least linearly in $\\eta$.",
+          "fitted order $p$ of the weak error $\\propto \\eta^p$",
+          "tests/test_sde.py::test_claim_adam_sde_weak_error_shrinks_with_eta",
+          at_least(0.8), "adam_weak_slope", ".2f"),
     Claim("sqrt-rule-vs-linear", _ADA, "thm-sqrt-rule", "malladi2022sdes",
           "For Adam in the noise-dominated regime the square-root rule keeps the curve "
           "several times better than the linear rule.",
