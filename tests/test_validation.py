@@ -70,3 +70,57 @@ def test_check_steps():
         V.check_steps(95, 10)
     with pytest.raises(ValueError, match="log_every"):
         V.check_steps(10, 0)
+
+
+def test_check_seed_and_check_key():
+    import jax
+
+    assert V.check_seed("seed", 3) == 3
+    with pytest.raises(ValueError, match=r"`seed` must be an integer >= 0; got -1"):
+        V.check_seed("seed", -1)
+    with pytest.raises(ValueError, match=r"`seed` must be an integer <= 4294967295"):
+        V.check_seed("seed", 2**32)
+    k = V.check_key("key", 5)
+    assert jax.numpy.array_equal(jax.random.key_data(k), jax.random.key_data(jax.random.key(5)))
+    typed = jax.random.key(1)
+    assert V.check_key("key", typed) is typed
+    raw = jax.random.PRNGKey(1)
+    assert jax.numpy.array_equal(jax.random.key_data(V.check_key("key", raw)), raw)
+    # a traced seed (a vmapped grid of seeds) becomes a key without a range check
+    keys = jax.vmap(lambda s: jax.random.key_data(V.check_key("key", s)))(jax.numpy.arange(2))
+    assert keys.shape == (2, 2)
+    with pytest.raises(ValueError, match="`key` must be an integer >= 0; got -1"):
+        V.check_key("key", -1)
+    with pytest.raises(TypeError, match="`key` must be an int seed or a jax PRNG key.*got 1.5"):
+        V.check_key("key", 1.5)
+
+
+def test_check_array_says_which_rule_failed():
+    np.testing.assert_array_equal(V.check_array("x", [1, 2]), np.array([1.0, 2.0]))
+    assert V.check_array("x", 2.0).shape == ()
+    with pytest.raises(ValueError, match=r"`x` must be a non-empty 1-D sequence of finite "
+                                         r"numbers > 0; got \[\] \(shape \(0,\)\)"):
+        V.check_array("x", [], ndim=1, positive=True)
+    with pytest.raises(ValueError, match=r"`x` must be finite \(a non-empty 2-D array"):
+        V.check_array("x", [[1.0, np.nan]], ndim=2)
+    with pytest.raises(ValueError, match=r"`x` must be >= 0"):
+        V.check_array("x", [-1.0], nonnegative=True)
+    with pytest.raises(TypeError, match=r"`x` must be an array of real numbers; got 'abc'"):
+        V.check_array("x", "abc")
+    with pytest.raises(TypeError, match="`x` must be an array of real numbers"):
+        V.check_array("x", [1.0, "a"])
+    big = V.check_array("x", np.zeros((3, 4)), ndim=(1, 2))
+    assert big.shape == (3, 4)
+    with pytest.raises(ValueError, match=r"array of shape \(3, 4, 1\)"):
+        V.check_array("x", np.zeros((3, 4, 1)), ndim=(1, 2))
+
+
+def test_check_instance_and_check_callable():
+    assert V.check_instance("n", 3, int) == 3
+    with pytest.raises(TypeError, match="`n` must be an int; got True of type bool"):
+        V.check_instance("n", True, int)
+    with pytest.raises(TypeError, match="`sizes` must be a GreedySizes preset; got 3 of type int"):
+        V.check_instance("sizes", 3, dict, "GreedySizes preset")
+    assert V.check_callable("fn", len) is len
+    with pytest.raises(TypeError, match="`fn` must be callable; got 3 of type int"):
+        V.check_callable("fn", 3)

@@ -47,8 +47,7 @@ def _scoped_x64():
 _SWITCH = _scoped_x64()
 
 
-@contextlib.contextmanager
-def enable_x64(on: bool = True) -> Iterator[None]:
+def enable_x64(on: bool = True) -> contextlib.AbstractContextManager[None]:
     """Turn 64-bit floats on (``on=True``) or off inside a ``with`` block only.
 
     Arrays created and functions traced inside the block use float64 where they would
@@ -63,9 +62,14 @@ def enable_x64(on: bool = True) -> Iterator[None]:
         with enable_x64():
             x = jnp.ones(3)      # float64
     """
-    if not isinstance(on, (bool, int)):
-        raise TypeError(f"argument `on` must be a bool; got {type(on).__name__}")
-    with _SWITCH(bool(on)):
+    if not (isinstance(on, bool) or (isinstance(on, int) and on in (0, 1))):
+        raise TypeError(f"argument `on` must be a bool; got {on!r} of type {type(on).__name__}")
+    return _scope(bool(on))
+
+
+@contextlib.contextmanager
+def _scope(on: bool) -> Iterator[None]:
+    with _SWITCH(on):
         yield
 
 
@@ -91,4 +95,9 @@ def variance_scaling(scale: float, mode: str = "fan_in",
       mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
       distribution: ``"normal"``, ``"truncated_normal"`` or ``"uniform"``.
     """
+    from dltheory import validation as V
+
+    V.check_positive("scale", scale)
+    V.check_choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
+    V.check_choice("distribution", distribution, ("normal", "truncated_normal", "uniform"))
     return nnx.initializers.variance_scaling(float(scale), mode, distribution)

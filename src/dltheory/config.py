@@ -97,11 +97,24 @@ def log_interval(steps: int, points: int, *, prefer: int | None = None) -> int:
     return max(k for k in range(1, target + 1) if steps % k == 0)
 
 
+_OFF = ("0", "false", "no", "off")
+_ON = ("", "1", "true", "yes", "on")
+
+
 def progress_bars() -> bool:
     """Whether automatic progress bars are on: yes unless ``DLTHEORY_PROGRESS`` is
-    ``0``, ``false``, ``no`` or ``off`` (the book build turns them off)."""
-    value = os.environ.get("DLTHEORY_PROGRESS", "1").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    ``0``, ``false``, ``no`` or ``off`` (the book build turns them off).
+
+    Raises:
+      ValueError: if the variable is set to anything else than those or ``1``, ``true``,
+        ``yes``, ``on``.
+    """
+    raw = os.environ.get("DLTHEORY_PROGRESS", "1")
+    value = raw.strip().lower()
+    if value not in _OFF + _ON:
+        raise ValueError(f"environment variable DLTHEORY_PROGRESS must be one of "
+                         f"{', '.join(_OFF + _ON[1:])}; got {raw!r}")
+    return value not in _OFF
 
 
 def _gpus_listed_by_nvidia_smi() -> list[str]:
@@ -129,6 +142,15 @@ def accelerator_warning(*, on_colab: bool | None = None, gpus: list[str] | None 
       gpus: the GPUs the driver lists (default: ``nvidia-smi -L``).
       jax_backend: the platform JAX computes on (default: :func:`backend`).
     """
+    if on_colab is not None and not isinstance(on_colab, bool):
+        raise TypeError(f"argument `on_colab` must be a bool or None; got {on_colab!r}")
+    if gpus is not None and (isinstance(gpus, (str, bytes)) or not isinstance(gpus, (list, tuple))
+                             or not all(isinstance(g, str) for g in gpus)):
+        raise TypeError(f"argument `gpus` must be a list of GPU names (str) or None; got "
+                        f"{gpus!r}")
+    if jax_backend is not None and (not isinstance(jax_backend, str) or not jax_backend):
+        raise TypeError(f"argument `jax_backend` must be a platform name such as 'cpu' or "
+                        f"'gpu', or None; got {jax_backend!r}")
     if on_colab is None:
         on_colab = "google.colab" in sys.modules or _importable("google.colab")
     if not on_colab:
@@ -204,6 +226,14 @@ class Preset:
         sizes = Sizes.current()   # quick unless DLTHEORY_SCALE=paper
     """
 
+    def __post_init__(self) -> None:
+        """Check every field by its annotation: an ``int`` is an integer >= 1, a ``float``
+        a finite number > 0, a ``tuple[...]`` a non-empty tuple of those, and only an
+        annotation with ``| None`` allows ``None`` (sizes, counts and rates are positive).
+        A subclass with other rules overrides this (and calls it for the other fields)."""
+        for f in dataclasses.fields(self):
+            _check_field(f.name, f.type, getattr(self, f.name))
+
     @classmethod
     def quick(cls: type[P]) -> P:  # pragma: no cover - subclasses override
         raise NotImplementedError(f"{cls.__name__} does not define a quick() preset")
@@ -278,3 +308,35 @@ class Preset:
     def current(cls: type[P]) -> P:
         """The preset for the current scale: ``quick`` or ``paper`` (see :func:`scale`)."""
         return cls.for_scale(None)
+
+
+def _check_field(name: str, annotation: object, value: object) -> None:
+    """One field of a :class:`Preset` (see :meth:`Preset.__post_init__`)."""
+    from dltheory import validation as V
+
+    ann = (annotation if isinstance(annotation, str) else
+           getattr(annotation, "__name__", str(annotation))).replace(" ", "")
+    parts = [a for a in ann.split("|") if a not in ("None", "NoneType")]
+    optional = len(parts) < len(ann.split("|"))
+    if value is None:
+        if not optional:
+            raise ValueError(f"argument `{name}` must not be None (a {ann})")
+        return
+    base = parts[0] if len(parts) == 1 else ""
+
+    def one(label: str, kind: str, v: object) -> None:
+        if kind == "int":
+            V.check_int(label, v, minimum=1)
+        elif kind == "float":
+            V.check_positive(label, v)
+
+    if base in ("int", "float"):
+        one(name, base, value)
+    elif base.startswith(("tuple[", "Tuple[")):
+        kind = base[base.index("[") + 1:].split(",")[0].rstrip("]")
+        if not isinstance(value, tuple):
+            raise TypeError(f"argument `{name}` must be a tuple of {kind}; got {value!r}")
+        if not value:
+            raise ValueError(f"argument `{name}` must be a non-empty tuple of {kind}; got ()")
+        for i, v in enumerate(value):
+            one(f"{name}[{i}]", kind, v)

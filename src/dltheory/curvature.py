@@ -20,11 +20,26 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.flatten_util import ravel_pytree
 
+from dltheory import validation as V
+
 __all__ = ["hvp", "sharpness"]
 
 
 def hvp(loss_fn: Callable[[Any, Any], jax.Array], params: Any, batch: Any, v: Any) -> Any:
-    """The Hessian of ``loss_fn(., batch)`` at ``params`` applied to ``v`` (same pytree)."""
+    """The Hessian of ``loss_fn(., batch)`` at ``params`` applied to ``v`` (same pytree).
+
+    Raises:
+      TypeError: if ``loss_fn`` is not callable.
+      ValueError: if ``v`` is not a pytree of the structure and shapes of ``params``.
+    """
+    V.check_callable("loss_fn", loss_fn)
+    p_leaves, p_def = jax.tree.flatten(params)
+    v_leaves, v_def = jax.tree.flatten(v)
+    if p_def != v_def or [jnp.shape(a) for a in p_leaves] != [jnp.shape(a) for a in v_leaves]:
+        raise ValueError(f"argument `v` must be a pytree of the structure and shapes of "
+                         f"`params` ({p_def} with shapes {[jnp.shape(a) for a in p_leaves]}); "
+                         f"got {V._describe(v)} ({v_def} with shapes "
+                         f"{[jnp.shape(a) for a in v_leaves]})")
     return jax.jvp(lambda p: jax.grad(loss_fn)(p, batch), (params,), (v,))[1]
 
 
@@ -46,15 +61,17 @@ def sharpness(loss_fn: Callable[[Any, Any], jax.Array], params: Any, batch: Any,
       minimum, where the Hessian is close to positive semi-definite, this is the
       sharpness ``lambda_max``.
     """
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"argument `iters` must be an integer >= 1; got {iters!r}")
+    V.check_callable("loss_fn", loss_fn)
+    iters = V.check_int("iters", iters, minimum=1)
+    key = V.check_key("key", key)
     if isinstance(params, nnx.Module):
         graphdef, p, rest = nnx.split(params, nnx.Param, ...)
         fn = lambda q, b: loss_fn(nnx.merge(graphdef, q, rest), b)  # noqa: E731
     else:
         p, fn = params, loss_fn
     flat, unravel = ravel_pytree(p)
-    key = jax.random.key(key) if isinstance(key, int) else key
+    if flat.size == 0:
+        raise ValueError(f"argument `params` must hold at least one parameter; got {params!r}")
     v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
 

@@ -70,6 +70,9 @@ class Dataset(NamedTuple):
 
 def _check_classes(classes: Any) -> tuple[int, ...]:
     """A subset of the ten classes (0-9): at least two, distinct."""
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"argument `classes` must be a sequence of class indices (0 to 9); "
+                        f"got {classes!r}")
     classes = tuple(classes)
     for c in classes:
         V.check_int("classes[i]", c, minimum=0, maximum=9)
@@ -138,6 +141,8 @@ _DOWNLOAD_BLOCK = 1 << 20
 def _data_root(root: Any) -> Path:
     if root is None:
         root = os.environ.get("DLTHEORY_DATA") or Path.home() / ".cache" / "dltheory"
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"argument `root` must be a folder (a str or a path); got {root!r}")
     return Path(root).expanduser()
 
 
@@ -391,6 +396,10 @@ def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
     References:
       Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images.
     """
+    if limit is not None:
+        limit = V.check_int("limit", limit, minimum=1)
+    if classes is not None:
+        classes = _check_classes(classes)
     folder = _data_root(root) / _CIFAR_DIR
     missing = [n for n in _CIFAR_TRAIN + (_CIFAR_TEST,) if not (folder / n).exists()]
     if missing and download:
@@ -401,14 +410,11 @@ def cifar10(root: str | os.PathLike | None = None, *, download: bool = False,
         raise FileNotFoundError(
             f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. Pass "
             f"download=True (fetches {url}), set DLTHEORY_DATA, or pass `root`.")
-    if limit is not None:
-        limit = V.check_int("limit", limit, minimum=1)
     parts = [_read_cifar_batch(folder / n) for n in _CIFAR_TRAIN]
     x_tr = np.concatenate([p[0] for p in parts])
     y_tr = np.concatenate([p[1] for p in parts])
     x_te, y_te = _read_cifar_batch(folder / _CIFAR_TEST)
     if classes is not None:
-        classes = _check_classes(classes)
         order = np.array(sorted(classes))
         keep_tr, keep_te = np.isin(y_tr, classes), np.isin(y_te, classes)
         x_tr, y_tr = x_tr[keep_tr], np.searchsorted(order, y_tr[keep_tr])
@@ -437,7 +443,9 @@ def write_cifar10_standin(root: str | os.PathLike, *, n_train: int = 50,
     """
     n_train = V.check_int("n_train", n_train, minimum=1)
     n_test = V.check_int("n_test", n_test, minimum=1)
-    rng = np.random.default_rng(V.check_int("seed", seed, minimum=0))
+    rng = np.random.default_rng(V.check_seed("seed", seed))
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"argument `root` must be a folder (a str or a path); got {root!r}")
     folder = Path(root) / _CIFAR_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in [(b, n_train) for b in _CIFAR_TRAIN] + [(_CIFAR_TEST, n_test)]:
@@ -460,6 +468,13 @@ def is_batch_source(obj: Any) -> bool:
     return callable(getattr(obj, "sample", None))
 
 
+def _check_source(source: Any) -> None:
+    if not is_batch_source(source):
+        raise TypeError(f"argument `source` must be a batch source (an object with a "
+                        f"sample(key, step) method, such as FullBatch or Minibatches); got "
+                        f"{type(source).__name__}")
+
+
 def plan_batches(source: Any, key: jax.Array, start: jax.Array, length: int) -> Any:
     """What :func:`take_batch` needs for steps ``start, ..., start + length - 1``.
 
@@ -473,6 +488,9 @@ def plan_batches(source: Any, key: jax.Array, start: jax.Array, length: int) -> 
     Returns:
       a pytree whose leaves have leading axis ``length``.
     """
+    _check_source(source)
+    key = V.check_key("key", key)
+    length = V.check_int("length", length, minimum=1)
     if callable(getattr(source, "plan", None)):
         return source.plan(key, start, length)
     return start + jnp.arange(length, dtype=jnp.asarray(start).dtype)
@@ -480,6 +498,8 @@ def plan_batches(source: Any, key: jax.Array, start: jax.Array, length: int) -> 
 
 def take_batch(source: Any, key: jax.Array, item: Any) -> Any:
     """The batch of one step from one entry of :func:`plan_batches`'s plan."""
+    _check_source(source)
+    key = V.check_key("key", key)
     if callable(getattr(source, "plan", None)):
         return source.take(key, item)
     return source.sample(key, item)
@@ -527,6 +547,12 @@ class Minibatches:
     data: Any
     batch_size: int
     size: int
+
+    def __post_init__(self):
+        # the static sizes only: the data leaves may be tracers or placeholders when JAX
+        # rebuilds the pytree
+        V.check_int("size", self.size, minimum=1)
+        V.check_int("batch_size", self.batch_size, minimum=1, maximum=self.size)
 
     @classmethod
     def of(cls, data: Any, batch_size: int) -> "Minibatches":
@@ -592,15 +618,11 @@ def quadratic(eigenvalues: Any, *, rotate: bool = False, key: int | jax.Array = 
     Returns:
       ``H`` of shape ``(d, d)``.
     """
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    if lam.ndim != 1 or lam.size == 0:
-        raise ValueError(f"argument `eigenvalues` must be a non-empty 1-D sequence; "
-                         f"got shape {lam.shape}")
-    if not np.all(np.isfinite(lam)):
-        raise ValueError(f"argument `eigenvalues` must be finite; got {eigenvalues!r}")
+    lam = V.check_array("eigenvalues", eigenvalues, ndim=1)
+    k = V.check_key("key", key)
+    dtype = _check_float_dtype(dtype)
     h = np.diag(lam)
     if rotate:
-        k = jax.random.key(key) if isinstance(key, int) else key
         q, r = np.linalg.qr(np.asarray(jax.random.normal(k, (lam.size, lam.size))))
         q = q * np.sign(np.diag(r))
         h = q @ h @ q.T
@@ -620,9 +642,21 @@ def linear_regression(n: int, d: int, *, noise: float = 0.0, key: int | jax.Arra
     n = V.check_int("n", n, minimum=1)
     d = V.check_int("d", d, minimum=1)
     noise = V.check_nonnegative("noise", noise)
-    k = jax.random.key(key) if isinstance(key, int) else key
+    k = V.check_key("key", key)
+    dtype = _check_float_dtype(dtype)
     kx, kw, ke = jax.random.split(k, 3)
     x = jax.random.normal(kx, (n, d), dtype)
     w = jax.random.normal(kw, (d,), dtype) / np.sqrt(d)
     y = x @ w + noise * jax.random.normal(ke, (n,), dtype)
     return {"x": x, "y": y, "w_star": w}
+
+
+def _check_float_dtype(dtype: Any) -> Any:
+    try:
+        ok = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"argument `dtype` must be a floating dtype such as jnp.float32; got "
+                        f"{dtype!r}")
+    return dtype

@@ -35,6 +35,11 @@ def normalize(x: jax.Array, kind: str | None, eps: float = 1e-5) -> jax.Array:
     over ``h, w, c``); ``"batch"`` standardizes each feature (each channel) over the batch
     (and the pixels), with batch statistics always and no running averages.
     """
+    V.check_choice("kind", kind, NORMALIZATIONS)
+    V.check_nonnegative("eps", eps)
+    if isinstance(x, (str, bytes)) or jnp.ndim(x) < 1:
+        raise ValueError(f"argument `x` must be an array of features with at least one "
+                         f"dimension; got {x!r}")
     if kind is None:
         return x
     if kind == "layer":
@@ -70,7 +75,8 @@ class MLP(nnx.Module):
     def __init__(self, sizes: Sequence[int], *, rngs: nnx.Rngs, activation: str = "relu",
                  alpha: float = 0.1, bias: bool = True, init_scale: float = 1.0,
                  normalization: str | None = None, norm_eps: float = 1e-5):
-        sizes = tuple(sizes)
+        sizes = _ints("sizes", sizes)
+        _check_rngs(rngs)
         if len(sizes) < 2:
             raise ValueError(f"argument `sizes` needs at least an input and an output width; "
                              f"got {sizes!r}")
@@ -109,6 +115,19 @@ class Frozen(nnx.Variable):
     The engine trains ``nnx.Param`` variables only, so a ``Frozen`` weight keeps its
     initial value (used for the fixed last layer of scale-invariant networks).
     """
+
+
+def _ints(name: str, values: Any) -> tuple:
+    """``values`` as a tuple (its entries are checked by the caller)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"argument `{name}` must be a sequence of integers; got {values!r}")
+    return tuple(values)
+
+
+def _check_rngs(rngs: Any) -> None:
+    if not isinstance(rngs, nnx.Rngs):
+        raise TypeError(f"argument `rngs` must be a flax.nnx.Rngs (e.g. nnx.Rngs(0)); got "
+                        f"{rngs!r}")
 
 
 def _activate(z: jax.Array, activation: str, alpha: float) -> jax.Array:
@@ -157,8 +176,9 @@ class ConvNet(nnx.Module):
                  channels: Sequence[int] = (32, 64), num_classes: int = 10,
                  activation: str = "relu", alpha: float = 0.1, bias: bool = False,
                  init_scale: float = 1.0):
+        _check_rngs(rngs)
         V.check_int("in_channels", in_channels, minimum=1)
-        channels = tuple(channels)
+        channels = _ints("channels", channels)
         if not channels:
             raise ValueError("argument `channels` needs at least one stage; got ()")
         for c in channels:
@@ -249,7 +269,8 @@ class ResNet(nnx.Module):
                  width: int = 16, num_classes: int = 10, normalization: str | None = "batch",
                  bias: bool = False, init_scale: float = 1.0, train_last_layer: bool = True,
                  norm_eps: float = 1e-5, in_channels: int = 3):
-        stage_sizes = tuple(stage_sizes)
+        _check_rngs(rngs)
+        stage_sizes = _ints("stage_sizes", stage_sizes)
         if not stage_sizes:
             raise ValueError("argument `stage_sizes` needs at least one stage; got ()")
         for n in stage_sizes:
@@ -324,14 +345,30 @@ def homogeneity_order(model: MLP | ConvNet) -> int:
     return model.num_layers if isinstance(model, ConvNet) else len(model.layers)
 
 
+def _check_logits_labels(logits: Any, labels: Any) -> None:
+    """``logits`` of shape ``(n, C)`` and integer ``labels`` of shape ``(n,)`` (static
+    shapes and dtypes only, so this works under ``jit``)."""
+    if not hasattr(logits, "shape") or jnp.ndim(logits) != 2:
+        raise ValueError(f"argument `logits` must be an array of shape (n, classes); got "
+                         f"{getattr(logits, 'shape', logits)!r}")
+    if not hasattr(labels, "shape") or jnp.shape(labels) != jnp.shape(logits)[:1]:
+        raise ValueError(f"argument `labels` must have shape ({jnp.shape(logits)[0]},), one "
+                         f"label per row of `logits`; got {getattr(labels, 'shape', labels)!r}")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"argument `labels` must hold integer class indices; got dtype "
+                        f"{labels.dtype}")
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy of integer ``labels`` under ``logits``."""
+    _check_logits_labels(logits, labels)
     logp = jax.nn.log_softmax(logits)
     return -jnp.take_along_axis(logp, labels[:, None], axis=1).mean()
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Fraction of examples whose largest logit is the label."""
+    _check_logits_labels(logits, labels)
     return (logits.argmax(-1) == labels).mean()
 
 
@@ -339,4 +376,13 @@ def param_norm(params: Any) -> jax.Array:
     """Euclidean norm of all parameters (a pytree or an nnx module's ``nnx.Param`` state)."""
     if isinstance(params, nnx.Module):
         params = nnx.state(params, nnx.Param)
+    for leaf in jax.tree.leaves(params):
+        try:
+            ok = not isinstance(leaf, (str, bytes)) and jnp.issubdtype(jnp.result_type(leaf),
+                                                                        jnp.number)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise TypeError(f"argument `params` must be a pytree of numeric arrays; it holds "
+                            f"{leaf!r}")
     return jnp.sqrt(sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)))

@@ -67,6 +67,14 @@ class GPU:
     fp64: float
     memory: float
 
+    def __post_init__(self):
+        from dltheory import validation as V
+
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"argument `name` must be a non-empty string; got {self.name!r}")
+        for field in ("fp32", "fp64", "memory"):
+            V.check_positive(field, getattr(self, field))
+
 
 #: The two GPUs of the estimates, Colab's free NVIDIA T4 and one NVIDIA H200.
 GPUS = {"T4": GPU("NVIDIA T4 (16 GB)", 8.1e12, 0.25e12, 16e9),
@@ -98,6 +106,16 @@ class ProgramBudget:
     peak_bytes: float
     steps: int
     dtype: str
+
+    def __post_init__(self):
+        from dltheory import validation as V
+
+        if not isinstance(self.label, str):
+            raise TypeError(f"argument `label` must be a string; got {self.label!r}")
+        V.check_nonnegative("flops_per_step", self.flops_per_step)
+        V.check_nonnegative("peak_bytes", self.peak_bytes)
+        V.check_int("steps", self.steps, minimum=1)
+        V.check_choice("dtype", self.dtype, ("float32", "float64"))
 
     @property
     def flops(self) -> float:
@@ -501,6 +519,9 @@ def estimate(chapter: str) -> Budget:
 
 def budgets(path: str | pathlib.Path | None = None) -> dict[str, Budget]:
     """The committed estimates of every chapter (see :data:`BUDGETS_FILE`)."""
+    if path is not None and not isinstance(path, (str, pathlib.PurePath)):
+        raise TypeError(f"argument `path` must be a file path (a str or a pathlib.Path); got "
+                        f"{path!r}")
     p = BUDGETS_FILE if path is None else pathlib.Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no budget file at {p}; write it with "
@@ -521,8 +542,12 @@ def budget(chapter: str) -> Budget:
 
 def table(chapters: Any = None) -> str:
     """A Markdown table of the committed estimates: one row per chapter."""
-    all_ = budgets()
+    if chapters is not None and (isinstance(chapters, (str, bytes))
+                                 or not isinstance(chapters, (list, tuple))):
+        raise TypeError(f"argument `chapters` must be a list of chapter keys or None; got "
+                        f"{chapters!r}")
     keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    all_ = budgets()
     rows = ["| chapter | GFLOP | peak memory | T4 | H200 |", "|:--|--:|--:|--:|--:|"]
     for k in keys:
         b = all_[k]
@@ -550,6 +575,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{', '.join(CHAPTERS)})")
     ap.add_argument("--write", action="store_true",
                     help=f"update {BUDGETS_FILE.name} with the computed estimates")
+    if argv is not None and (isinstance(argv, (str, bytes)) or not isinstance(argv, (list, tuple))
+                             or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argument `argv` must be a list of command-line strings or None; got "
+                        f"{argv!r}")
     args = ap.parse_args(argv)
     keys = args.chapters or list(CHAPTERS)
     for k in keys:

@@ -120,6 +120,7 @@ def text_px(font_pt: float, dpi: float, natural_px: float,
         V.check_positive(name, value)
     if displayed_px is None:
         displayed_px = min(natural_px, CONTENT_WIDTH_PX)
+    V.check_positive("displayed_px", displayed_px)
     return font_pt * dpi / 72 * displayed_px / natural_px
 
 
@@ -149,6 +150,7 @@ def legible_width(font_pt: float | None = None, min_px: float = MIN_TEXT_PX,
     font_pt = style_smallest_font_pt() if font_pt is None else font_pt
     V.check_positive("font_pt", font_pt)
     V.check_positive("min_px", min_px)
+    V.check_positive("display_width", display_width)
     return font_pt * display_width / (72 * min_px)
 
 
@@ -162,6 +164,7 @@ def smallest_font_pt(fig) -> float:
     from matplotlib.axis import Axis
     from matplotlib.text import Text
 
+    _check_figure(fig, base=True)
     sizes, stack = [], [fig]
     while stack:
         artist = stack.pop()
@@ -192,6 +195,10 @@ def smallest_text_px(fig, display_width: float = CONTENT_WIDTH_PX,
     pixels wide; see :func:`text_px`. ``inf`` for a figure without text. A figure
     made by :func:`figure` at the default sizes reads at :data:`MIN_TEXT_PX` or more.
     """
+    _check_figure(fig)
+    V.check_positive("display_width", display_width)
+    if dpi is not None:
+        V.check_positive("dpi", dpi)
     font = smallest_font_pt(fig)
     if not np.isfinite(font):
         return font
@@ -204,6 +211,9 @@ def png_metadata(fig, dpi: float | None = None) -> dict[str, str]:
     """PNG text chunks recording ``fig``'s smallest font (points, :func:`smallest_font_pt`)
     and the ``dpi`` it is rendered at (default: its own), under :data:`PNG_FONT_KEY` and
     :data:`PNG_DPI_KEY`."""
+    _check_figure(fig)
+    if dpi is not None:
+        V.check_positive("dpi", dpi)
     return {PNG_FONT_KEY: f"{smallest_font_pt(fig):g}",
             PNG_DPI_KEY: f"{float(fig.dpi if dpi is None else dpi):g}"}
 
@@ -347,6 +357,9 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float | None = None,
         V.check_positive("width", width)
     if height is not None:
         V.check_positive("height", height)
+    if reuse is not None and not isinstance(reuse, (str, _Figure)):
+        raise TypeError(f"argument `reuse` must be None, 'detached' or a figure; got "
+                        f"{reuse!r}")
     width = width if width is not None else (5.5 if ncols == 1 else 7.5)
     height = height if height is not None else 3.6 * nrows
     _check_legible(width)
@@ -434,6 +447,7 @@ def draw(fig) -> None:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    _check_figure(fig)
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     grid = getattr(fig, "_dltheory_grid", None)
     engine = fig.get_layout_engine()
@@ -559,12 +573,39 @@ def _no_tick_reset() -> None:
 
 def colors(n: int, cmap: str = "viridis") -> list:
     """``n`` colors spread over a colormap (for an ordered sweep)."""
-    return [plt.get_cmap(cmap)(x) for x in np.linspace(0.05, 0.9, max(n, 1))]
+    n = V.check_int("n", n, minimum=1)
+    return [_colormap(cmap)(x) for x in np.linspace(0.05, 0.9, n)]
+
+
+def _colormap(cmap: Any):
+    if not isinstance(cmap, str) or cmap not in mpl.colormaps:
+        raise ValueError(f"argument `cmap` must be the name of a matplotlib colormap such as "
+                         f"'viridis'; got {cmap!r}")
+    return mpl.colormaps[cmap]
+
+
+def _check_axes(name: str, ax: Any) -> None:
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise TypeError(f"argument `{name}` must be matplotlib axes (from figure() or "
+                        f"plt.subplots); got {ax!r}")
+
+
+def _check_figure(fig: Any, base: bool = False) -> None:
+    from matplotlib.figure import FigureBase
+
+    if not isinstance(fig, FigureBase if base else _Figure):
+        raise TypeError(f"argument `fig` must be a matplotlib figure; got {fig!r}")
 
 
 def mark_diverged(ax, step: int, *, color: str = "#d1495b", y: float | None = None,
                   label: str | None = None) -> None:
     """Mark a divergence: a dotted vertical line at ``step`` and the words on the plot."""
+    _check_axes("ax", ax)
+    step = V.check_int("step", step, minimum=0)
+    if y is not None:
+        V.check_finite("y", y)
     ax.axvline(step, color=color, ls=":", lw=1.2)
     text = label or f"diverged at step {step}"
     ytext = 0.92 if y is None else y
@@ -580,8 +621,14 @@ def curves(ax, steps: np.ndarray, values: np.ndarray, *, label: str | None = Non
 
     Non-finite and (on a log axis) non-positive values are not drawn.
     """
-    steps = np.asarray(steps)
-    values = np.asarray(values, dtype=float)
+    _check_axes("ax", ax)
+    steps = V.check_array("steps", steps, ndim=1, nonempty=False)
+    values = V.check_array("values", values, ndim=1, finite=False, nonempty=False)
+    if values.shape != steps.shape:
+        raise ValueError(f"arguments `values` and `steps` must have the same length; got "
+                         f"{values.shape[0]} values for {steps.shape[0]} steps")
+    if diverged_at is not None:
+        diverged_at = V.check_int("diverged_at", diverged_at)
     ok = np.isfinite(values) & ((values > 0) if log else True)
     if diverged_at is not None and diverged_at >= 0:
         label = f"{label}: diverged at step {diverged_at}" if label else None
@@ -600,7 +647,16 @@ def sweep_curves(ax, steps: np.ndarray, values: np.ndarray, labels: Sequence[str
                  diverged_at: Sequence[int] | None = None, log: bool = True,
                  cmap: str = "viridis", legend: bool = True, title: str | None = None):
     """One curve per grid member (rows of ``values``), colored in grid order."""
-    values = np.asarray(values)
+    _check_axes("ax", ax)
+    values = V.check_array("values", values, ndim=2, finite=False)
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__") or \
+            len(labels) != len(values):
+        raise ValueError(f"argument `labels` must hold one label per row of `values` "
+                         f"({len(values)}); got {labels!r}")
+    if diverged_at is not None and (not hasattr(diverged_at, "__len__")
+                                    or len(diverged_at) != len(values)):
+        raise ValueError(f"argument `diverged_at` must hold one step (or -1) per row of "
+                         f"`values` ({len(values)}); got {diverged_at!r}")
     cs = colors(len(values), cmap)
     for i, row in enumerate(values):
         d = None if diverged_at is None or diverged_at[i] < 0 else int(diverged_at[i])

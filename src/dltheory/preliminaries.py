@@ -84,6 +84,13 @@ class GDSizes(Preset):
 
 def quadratic_loss(x: jax.Array, h: jax.Array) -> jax.Array:
     """``x^T H x / 2``: the loss whose Hessian is ``H`` everywhere."""
+    if jnp.ndim(x) != 1 or isinstance(x, (str, bytes)):
+        raise ValueError(f"argument `x` must be a 1-D array (the iterate); got "
+                         f"{V._describe(x)}")
+    d = jnp.shape(x)[0]
+    if jnp.shape(h) != (d, d):
+        raise ValueError(f"argument `h` must be a ({d}, {d}) matrix, the size of `x`; got "
+                         f"{V._describe(h)}")
     return 0.5 * x @ (h @ x)
 
 
@@ -93,19 +100,34 @@ def _iterate(x: jax.Array, h: jax.Array) -> dict[str, jax.Array]:
 
 
 def _check_problem(eigenvalues: Any, x0: Any) -> tuple[np.ndarray, np.ndarray]:
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)):
-        raise ValueError(f"argument `eigenvalues` must be a non-empty 1-D sequence of finite "
-                         f"numbers; got {eigenvalues!r}")
+    lam = V.check_array("eigenvalues", eigenvalues, ndim=1)
     if x0 is None:
         x0 = np.ones_like(lam)
-    x0 = np.asarray(x0, dtype=np.float64)
+    x0 = V.check_array("x0", x0)
     if x0.shape != lam.shape:
         raise ValueError(f"argument `x0` must have shape {lam.shape} (one entry per "
                          f"eigenvalue); got {x0.shape}")
-    if not np.all(np.isfinite(x0)):
-        raise ValueError(f"argument `x0` must be finite; got {x0!r}")
     return lam, x0
+
+
+def _check_lrs(lrs: Any, minimum: int = 1,
+               rule: str = "a 1-D sequence of positive learning rates") -> np.ndarray:
+    """At least ``minimum`` learning rates, each a finite number > 0."""
+    return _check_1d("lrs", lrs, f"{rule} (finite, at least {minimum})",
+                     lambda a: a.size >= minimum and bool(np.all(a > 0)))
+
+
+def _check_1d(name: str, value: Any, rule: str, ok: Any) -> np.ndarray:
+    """``value`` as a finite 1-D float array for which ``ok(array)`` holds."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"argument `{name}` must be {rule}; got {value!r}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument `{name}` must be {rule}; got {value!r}") from None
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or not ok(arr):
+        raise ValueError(f"argument `{name}` must be {rule}; got {value!r}")
+    return arr
 
 
 def gd_on_quadratic(eigenvalues: Any, lr: float, steps: int, *, x0: Any = None,
@@ -128,6 +150,7 @@ def gd_on_quadratic(eigenvalues: Any, lr: float, steps: int, *, x0: Any = None,
     """
     lam, x0 = _check_problem(eigenvalues, x0)
     lr = V.check_positive("lr", lr)
+    V.check_steps(steps, log_every)
     h = D.quadratic(lam, rotate=rotate, key=key)
     opt = optimizer(optax.sgd, learning_rate=lr)
     return train(quadratic_loss, jnp.asarray(x0, h.dtype), opt, steps=steps, batches=h,
@@ -142,10 +165,8 @@ def gd_grid(eigenvalues: Any, lrs: Any, steps: int, *, x0: Any = None, rotate: b
       One :class:`~dltheory.training.RunResult` per learning rate, in order.
     """
     lam, x0 = _check_problem(eigenvalues, x0)
-    lrs = np.asarray(lrs, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.size < 1 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
-        raise ValueError(f"argument `lrs` must be a 1-D sequence of positive learning rates; "
-                         f"got {lrs!r}")
+    lrs = _check_lrs(lrs)
+    V.check_steps(steps, log_every)
     h = D.quadratic(lam, rotate=rotate, key=key)
     opt = optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, h.dtype))
     res = sweep(quadratic_loss, jnp.asarray(x0, h.dtype), opt, steps=steps, batches=h,
@@ -161,10 +182,8 @@ def flow_on_quadratic(eigenvalues: Any, times: Any, *, x0: Any = None, rotate: b
       Array of shape ``(len(times), d)``.
     """
     lam, x0 = _check_problem(eigenvalues, x0)
-    t = np.asarray(times, dtype=np.float64)
-    if t.ndim != 1 or np.any(t < 0) or not np.all(np.isfinite(t)):
-        raise ValueError(f"argument `times` must be a 1-D sequence of finite times >= 0; "
-                         f"got {times!r}")
+    t = _check_1d("times", times, "a 1-D sequence of finite times >= 0",
+                  lambda a: bool(np.all(a >= 0)))
     h = np.asarray(D.quadratic(lam, rotate=rotate, key=key, dtype=jnp.float32), np.float64)
     w, q = np.linalg.eigh((h + h.T) / 2)
     coords = q.T @ x0
@@ -222,11 +241,8 @@ def stability_sweep(eigenvalues: Any, lrs: Any, steps: int, *, x0: Any = None,
     if np.any(lam <= 0):
         raise ValueError(f"argument `eigenvalues` must be > 0 for a stability threshold; "
                          f"got {eigenvalues!r}")
-    lrs = np.asarray(lrs, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.size < 2 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
-        raise ValueError(f"argument `lrs` must be a 1-D grid of at least two positive "
-                         f"learning rates; got {lrs!r}")
-    lrs = np.sort(lrs)
+    lrs = np.sort(_check_lrs(lrs, 2, "a 1-D grid of at least two positive learning rates"))
+    V.check_steps(steps, log_every)
     h = D.quadratic(lam, rotate=rotate, key=key)
     opt = optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, h.dtype))
     res = sweep(quadratic_loss, jnp.asarray(x0, h.dtype), opt, steps=steps, batches=h,
@@ -277,10 +293,8 @@ def gd_flow_gap(eigenvalues: Any, lrs: Any, horizon: float, *, x0: Any = None,
     """
     lam, x0 = _check_problem(eigenvalues, x0)
     horizon = V.check_positive("horizon", horizon)
-    lrs = np.asarray(lrs, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.size < 2 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
-        raise ValueError(f"argument `lrs` must hold at least two positive learning rates; "
-                         f"got {lrs!r}")
+    lrs = _check_lrs(lrs, 2, "at least two positive learning rates")
+    V.check_key("key", key)
     gaps = []
     for lr in lrs:
         n = horizon / lr
@@ -354,14 +368,13 @@ def edge_of_stability(lrs: Any, steps: int, *, width: int = 64,
       Cohen, Kaur, Li, Kolter, Talwalkar (2021), arXiv:2103.00065 (progressive
       sharpening and the edge of stability).
     """
-    lrs = np.asarray(lrs, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.size < 1 or np.any(lrs <= 0) or not np.all(np.isfinite(lrs)):
-        raise ValueError(f"argument `lrs` must be a 1-D sequence of positive learning rates; "
-                         f"got {lrs!r}")
+    lrs = _check_lrs(lrs)
     width = V.check_int("width", width, minimum=1)
     steps = V.check_int("steps", steps, minimum=1)
+    seed = V.check_seed("seed", seed)
     if log_every is None:
         log_every = log_interval(steps, 20, prefer=100)
+    V.check_steps(steps, log_every)
     ds = D.digits()
     model = MLP((64, width, width, 10), rngs=nnx.Rngs(seed), activation="tanh")
     res = sweep(_mse, model, optimizer(optax.sgd, learning_rate=jnp.asarray(lrs, jnp.float32)),
@@ -388,9 +401,16 @@ def plot_run(ax_path, ax_loss, eigenvalues: Any, lr: float, run: RunResult, *,
     """
     from dltheory import plotting
 
+    plotting._check_axes("ax_path", ax_path)
+    if ax_loss is not None:
+        plotting._check_axes("ax_loss", ax_loss)
     lam, x0 = _check_problem(eigenvalues, x0)
     if lam.size != 2:
-        raise ValueError(f"plot_run draws 2-D problems; got {lam.size} eigenvalues")
+        raise ValueError(f"argument `eigenvalues` must hold two eigenvalues (plot_run draws "
+                         f"2-D problems); got {lam.tolist()!r}")
+    lr = V.check_positive("lr", lr)
+    box = V.check_positive("box", box)
+    V.check_instance("run", run, RunResult, "RunResult (from gd_on_quadratic)")
     g = np.linspace(-box, box, 161)
     xx, yy = np.meshgrid(g, g)
     zz = 0.5 * (lam[0] * xx**2 + lam[1] * yy**2)
@@ -463,6 +483,10 @@ def gd_figure(lr: float, curvature: float, steps: int = 60, fig: Any = None):
     from dltheory import plotting
 
     lam = (LAMBDA_MIN, V.check_positive("curvature", curvature))
+    lr = V.check_positive("lr", lr)
+    steps = V.check_int("steps", steps, minimum=1)
+    if fig is not None:
+        plotting._check_figure(fig)
     run = gd_on_quadratic(lam, lr, steps, x0=(1.2, 1.2))
     fig, (a, b) = plotting.figure(2, width=7.5, height=4.2,
                                   reuse="detached" if fig is None else fig)

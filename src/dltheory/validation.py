@@ -13,6 +13,8 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "check_finite",
     "check_positive",
@@ -23,6 +25,11 @@ __all__ = [
     "check_choice",
     "check_probability",
     "check_shape",
+    "check_seed",
+    "check_key",
+    "check_array",
+    "check_instance",
+    "check_callable",
 ]
 
 
@@ -127,3 +134,105 @@ def check_shape(name: str, array: Any, shape: Sequence[int | None]) -> Any:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"argument `{name}` must have shape {want}; got {tuple(actual)}")
     return array
+
+
+def _describe(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value for a message, shortened (an array by its shape and dtype)."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and getattr(value, "dtype", None) is not None and len(shape) > 0:
+        return f"an array of shape {tuple(shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_seed(name: str, value: Any) -> int:
+    """Return ``value`` if it is an integer seed in ``[0, 2**32 - 1]``."""
+    return check_int(name, value, minimum=0, maximum=2**32 - 1)
+
+
+def check_key(name: str, value: Any) -> Any:
+    """A JAX PRNG key from ``value``: an integer seed (see :func:`check_seed`), a typed key
+    (``jax.random.key``, also traced) or a raw ``uint32`` key of shape ``(2,)``."""
+    import jax
+    import jax.numpy as jnp
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return jax.random.key(check_seed(name, value))
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and getattr(value, "shape", None) is not None:
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            return value
+        if tuple(value.shape) == (2,) and dtype == jnp.uint32:
+            return jax.random.wrap_key_data(value)
+        if tuple(value.shape) == () and jnp.issubdtype(dtype, jnp.integer):
+            if isinstance(value, jax.core.Tracer):  # a traced seed: its value is unknown
+                return jax.random.key(value)
+            return jax.random.key(check_seed(name, int(value)))
+    raise TypeError(f"argument `{name}` must be an int seed or a jax PRNG key (an integer "
+                    f">= 0, or jax.random.key(...)); got {_describe(value)}")
+
+
+def check_array(name: str, value: Any, *, ndim: int | Sequence[int] | None = None,
+                finite: bool = True, positive: bool = False, nonnegative: bool = False,
+                nonempty: bool = True) -> np.ndarray:
+    """``value`` as a float64 NumPy array, if it is an array of real numbers.
+
+    Args:
+      name: the argument's name, for the message.
+      value: an array, a sequence of numbers or a number.
+      ndim: the allowed number(s) of dimensions (``None``: any).
+      finite: every entry must be finite.
+      positive, nonnegative: every entry must be ``> 0`` (``>= 0``).
+      nonempty: the array must have at least one entry.
+
+    Raises:
+      TypeError: if ``value`` is not made of real numbers.
+      ValueError: if it breaks one of the conditions.
+    """
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"argument `{name}` must be an array of real numbers; got "
+                        f"{_describe(value)}")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument `{name}` must be an array of real numbers; got "
+                        f"{_describe(value)}") from None
+    dims = (ndim,) if isinstance(ndim, int) else (None if ndim is None else tuple(ndim))
+    sign = " > 0" if positive else (" >= 0" if nonnegative else "")
+    what = (f"{'non-empty ' if nonempty else ''}"
+            f"{' or '.join(f'{d}-D' for d in dims) + ' ' if dims else ''}"
+            f"{'sequence' if dims and max(dims) == 1 else 'array'} of "
+            f"{'finite ' if finite else ''}numbers{sign}")
+    got = repr(value) if arr.ndim == 0 else _describe(value)
+    if arr.ndim and arr.size <= 6:
+        got = f"{arr.tolist()!r} (shape {arr.shape})"
+    if (dims is not None and arr.ndim not in dims) or (nonempty and arr.size == 0):
+        raise ValueError(f"argument `{name}` must be a {what}; got {got}")
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"argument `{name}` must be finite (a {what}); got {got}")
+    if (positive and not np.all(arr > 0)) or (nonnegative and not np.all(arr >= 0)):
+        raise ValueError(f"argument `{name}` must be{sign} (a {what}); got {got}")
+    return arr
+
+
+def check_instance(name: str, value: Any, types: type | tuple[type, ...],
+                   what: str | None = None) -> Any:
+    """Return ``value`` if it is an instance of ``types`` (``what`` describes them)."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok:
+        if what is None:
+            names = types if isinstance(types, tuple) else (types,)
+            what = " or ".join(t.__name__ for t in names)
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise TypeError(f"argument `{name}` must be {article} {what}; got {_describe(value)} of "
+                        f"type {type(value).__name__}")
+    return value
+
+
+def check_callable(name: str, value: Any) -> Any:
+    """Return ``value`` if it is callable."""
+    if not callable(value):
+        raise TypeError(f"argument `{name}` must be callable; got {_describe(value)} of type "
+                        f"{type(value).__name__}")
+    return value

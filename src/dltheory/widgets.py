@@ -102,6 +102,21 @@ class _Control:
     label: str | None = None
     fmt: str = "{}"
 
+    def __post_init__(self):
+        kind = type(self).__name__
+        if not isinstance(self.values, tuple) or not self.values:
+            raise ValueError(f"argument `values` of a {kind} must be a non-empty tuple; got "
+                             f"{self.values!r}")
+        if isinstance(self, Slider):
+            for v in self.values:
+                V.check_finite("values[i]", v)
+        if self.default not in self.values:
+            raise ValueError(f"argument `default` must be one of the values {self.values!r}; "
+                             f"got {self.default!r}")
+        if self.label is not None and not isinstance(self.label, str):
+            raise TypeError(f"argument `label` must be a string or None; got {self.label!r}")
+        _check_fmt(self.fmt, self.default)
+
     def format(self, value: Any) -> str:
         """The value as shown; a string value's underscores read as spaces."""
         text = self.fmt.format(value)
@@ -145,6 +160,8 @@ def slider(start: float, stop: float, num: int = 9, *, default: float | None = N
         # round away float noise so labels and cache keys are clean
         values = tuple(float(f"{v:.10g}") for v in grid)
     else:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"argument `values` must be a sequence of numbers; got {values!r}")
         values = tuple(V.check_finite("values[i]", v) for v in values)
         if len(values) < 2:
             raise ValueError(f"argument `values` needs at least two values; got {values!r}")
@@ -157,6 +174,8 @@ def slider(start: float, stop: float, num: int = 9, *, default: float | None = N
 def choice(options: Sequence[Any], *, default: Any = None, label: str | None = None,
            fmt: str = "{}") -> Choice:
     """A choice among ``options``; ``default`` (one of them) defaults to the first."""
+    if isinstance(options, (str, bytes)) or not hasattr(options, "__iter__"):
+        raise TypeError(f"argument `options` must be a sequence of values; got {options!r}")
     options = tuple(options)
     if len(options) < 1:
         raise ValueError("argument `options` must not be empty")
@@ -164,6 +183,17 @@ def choice(options: Sequence[Any], *, default: Any = None, label: str | None = N
         default = options[0]
     V.check_choice("default", default, options)
     return Choice(options, default, label, fmt)
+
+
+def _check_fmt(fmt: Any, example: Any) -> None:
+    if not isinstance(fmt, str):
+        raise TypeError(f"argument `fmt` must be a format string such as '{{:.3g}}'; got "
+                        f"{fmt!r}")
+    try:
+        fmt.format(example)
+    except (ValueError, TypeError, IndexError, KeyError) as err:
+        raise ValueError(f"argument `fmt` must format the control's values, e.g. '{{:.3g}}'; "
+                         f"{fmt!r} fails on {example!r}: {err}") from None
 
 
 def _match(value: Any, values: tuple, name: str) -> Any:
@@ -270,6 +300,17 @@ class Explorer:
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, Control],
                  title: str | None = None):
+        V.check_callable("fn", fn)
+        if not isinstance(controls, dict) or not controls:
+            raise ValueError(f"argument `controls` must be a non-empty dict of name -> "
+                             f"slider(...) or choice(...); got {controls!r}")
+        for name, c in controls.items():
+            if not isinstance(c, (Slider, Choice)):
+                raise TypeError(f"argument `controls` must map names to slider(...) or "
+                                f"choice(...); control `{name}` is {c!r} of type "
+                                f"{type(c).__name__}")
+        if title is not None and not isinstance(title, str):
+            raise TypeError(f"argument `title` must be a string or None; got {title!r}")
         self.fn = fn
         self.controls = controls
         self.title = title
@@ -501,8 +542,7 @@ def explore(fn: Callable[..., Any], *, title: str | None = None,
       (the mime bundle carries both; the book's HTML build is told to prefer the
       figure).
     """
-    if not callable(fn):
-        raise TypeError(f"argument `fn` must be callable; got {fn!r}")
+    V.check_callable("fn", fn)
     if not controls:
         raise ValueError("explore needs at least one control, e.g. lr=slider(0.1, 1.0)")
     for name, c in controls.items():

@@ -29,8 +29,13 @@ __all__ = ["NuclearNormResult", "min_nuclear_norm_completion", "nuclear_norm"]
 
 
 def nuclear_norm(w: Any) -> float:
-    """``|W|_*``: the sum of the singular values."""
-    return float(np.linalg.svd(np.asarray(w, np.float64), compute_uv=False).sum())
+    """``|W|_*``: the sum of the singular values.
+
+    Raises:
+      TypeError, ValueError: if ``w`` is not a finite 2-D array (a matrix).
+    """
+    w = V.check_array("w", w, ndim=2)
+    return float(np.linalg.svd(w, compute_uv=False).sum())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +100,8 @@ def min_nuclear_norm_completion(target: Any, mask: Any, *, psd: bool = False,
       Section 3; Cai, Candes, Shen (2010), singular value thresholding; Recht, Fazel,
       Parrilo (2010) for the dual norm; Gunasekar et al. (2017) for the conjecture.
     """
-    m = np.asarray(target, np.float64)
-    omega = np.asarray(mask)
-    if m.ndim != 2:
-        raise ValueError(f"argument `target` must be a 2-D array; got shape {m.shape}")
+    m = V.check_array("target", target, ndim=2, finite=False)
+    omega = V.check_array("mask", mask, nonempty=False)
     if omega.shape != m.shape:
         raise ValueError(f"argument `mask` must have the shape of `target` {m.shape}; got "
                          f"{omega.shape}")

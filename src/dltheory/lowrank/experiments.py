@@ -18,7 +18,7 @@ from dltheory.lowrank.convex import (
     min_nuclear_norm_completion,
     nuclear_norm,
 )
-from dltheory.lowrank.flow import FlowResult, gradient_flow
+from dltheory.lowrank.flow import FlowResult, _check_run, gradient_flow
 from dltheory.lowrank.glrl import GLRLResult, distance_to_glrl, glrl
 from dltheory.lowrank.problems import (
     LowRankProblem,
@@ -172,7 +172,11 @@ def greedy_experiment(problem: LowRankProblem, init_scales: Any, *, seeds: int =
       Li, Luo, Lyu (2021), arXiv:2012.09839 (depth-2 equivalence with GLRL).
     """
     seeds = V.check_int("seeds", seeds, minimum=1)
-    alphas = np.sort(np.atleast_1d(np.asarray(init_scales, np.float64)))
+    V.check_positive("lr", lr)
+    c = _check_run(problem, init_scales=init_scales, seeds=0, lrs=lr, depth=depth,
+                   symmetric=None, width=None, steps=steps, log_every=log_every,
+                   references=None, keep_trajectory=False)
+    alphas = np.sort(c["init_scales"])
     g = glrl(problem)
     flow = gradient_flow(problem, init_scales=alphas, seeds=np.arange(seeds), lrs=lr,
                          steps=steps, log_every=log_every, references=g.iterates,
@@ -217,6 +221,9 @@ def counterexample_experiment(epsilon: float = 0.25, init_scales: Any = (1e-6, 1
       Li, Luo, Lyu (2021), arXiv:2012.09839 (counter-examples); Gunasekar et al. (2017).
     """
     p = counterexample_problem(epsilon)
+    V.check_positive("lr", lr)
+    _check_run(p, init_scales=init_scales, seeds=0, lrs=lr, depth=2, symmetric=None,
+               width=None, steps=steps, log_every=100, references=None, keep_trajectory=False)
     flow = gradient_flow(p, init_scales=init_scales, seeds=0, lrs=lr, steps=steps,
                          log_every=100)
     nuc = np.array([nuclear_norm(w) for w in flow.final])
@@ -254,12 +261,24 @@ def depth_comparison(problem: LowRankProblem, depths: Any = (2, 3),
       Li, Luo, Lyu (2021), arXiv:2012.09839 (deep factorizations: depth makes the
       greedy behaviour appear at practical init scales).
     """
-    depths = tuple(V.check_int("depths[i]", int(x), minimum=2) for x in depths)
-    alphas = np.atleast_1d(np.asarray(init_scales, np.float64))
+    if isinstance(depths, (str, bytes)) or not hasattr(depths, "__iter__"):
+        raise TypeError(f"argument `depths` must be a sequence of depths >= 2; got {depths!r}")
+    depths = tuple(V.check_int("depths[i]", x, minimum=2, maximum=16) for x in depths)
+    if not depths:
+        raise ValueError("argument `depths` must name at least one depth; got ()")
+    steps = V.check_int("steps", steps, minimum=1)
+    log_every = log_interval(steps, 100)
+    V.check_positive("lr", lr)
+    c = _check_run(problem, init_scales=init_scales, seeds=0, lrs=lr, depth=2, symmetric=None,
+                   width=None, steps=steps, log_every=log_every, references=None,
+                   keep_trajectory=False)
+    alphas = c["init_scales"]
+    if glrl_result is not None:
+        V.check_instance("glrl_result", glrl_result, GLRLResult, "GLRLResult (from glrl) or None")
     g = glrl(problem) if glrl_result is None else glrl_result
     flows = tuple(gradient_flow(problem, init_scales=alphas, seeds=0, lrs=lr, steps=steps,
-                                log_every=log_interval(V.check_int("steps", steps, minimum=1), 100),
-                                references=g.iterates, depth=L, symmetric=False)
+                                log_every=log_every, references=g.iterates, depth=L,
+                                symmetric=False)
                   for L in depths)
     dist = np.stack([distance_to_glrl(f, g) for f in flows])
     loss = np.stack([f.loss[:, -1] for f in flows])
@@ -268,5 +287,6 @@ def depth_comparison(problem: LowRankProblem, depths: Any = (2, 3),
 
 def default_completion(sizes: GreedySizes | None = None, *, seed: int = 0) -> LowRankProblem:
     """The chapter's completion problem: ``d`` from the preset, half the entries observed."""
-    sizes = GreedySizes.current() if sizes is None else sizes
+    sizes = GreedySizes.current() if sizes is None else V.check_instance(
+        "sizes", sizes, GreedySizes, "GreedySizes preset or None")
     return matrix_completion_problem(sizes.d, sizes.eigenvalues, fraction=0.5, seed=seed)

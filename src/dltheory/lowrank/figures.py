@@ -44,6 +44,14 @@ def plot_spectrum(ax, flow: FlowResult, run: int, *, k: int = 4,
     ``levels`` (optional) are horizontal reference lines, e.g. the target's eigenvalues;
     ``logx`` puts time on a log axis (the first record, at ``t = 0``, is dropped).
     """
+    from dltheory import plotting
+
+    plotting._check_axes("ax", ax)
+    V.check_instance("flow", flow, FlowResult, "FlowResult (from gradient_flow)")
+    run = V.check_int("run", run, minimum=0, maximum=len(flow) - 1)
+    k = V.check_int("k", k, minimum=1)
+    if levels is not None:
+        levels = V.check_array("levels", levels, ndim=(0, 1))
     x = flow.times[run] if time else flow.steps
     sv = flow.spectrum[run]
     if logx:
@@ -84,9 +92,10 @@ def _glrl_grid(d: int, steps: int, lr: float, depths: tuple[int, ...]):
 def widget_distances(sizes: GreedySizes, target: str, depth: int = 2):
     """``(init_scales, distances)`` of the GLRL widget's precomputed runs for one target
     and depth (distances: ``(A, R)``); reuses the widget's cache."""
+    V.check_instance("sizes", sizes, GreedySizes, "GreedySizes preset")
     V.check_choice("target", target, tuple(TARGETS))
-    grid = _glrl_grid(sizes.d, sizes.widget_steps, sizes.lr, tuple(sizes.depths))
     V.check_choice("depth", depth, tuple(sizes.depths))
+    grid = _glrl_grid(sizes.d, sizes.widget_steps, sizes.lr, tuple(sizes.depths))
     _, _, f, dist = grid[target, depth]
     return f.init_scales, dist
 
@@ -129,7 +138,8 @@ def glrl_explorer(sizes: GreedySizes | None = None):
     """
     from dltheory.widgets import choice, explore, slider
 
-    sizes = GreedySizes.current() if sizes is None else sizes
+    sizes = GreedySizes.current() if sizes is None else V.check_instance(
+        "sizes", sizes, GreedySizes, "GreedySizes preset or None")
     return explore(
         lambda init_scale, depth, target, fig=None: glrl_figure(
             init_scale, depth, target, sizes=sizes, fig=fig),
@@ -192,8 +202,8 @@ def sensing_explorer(sizes: SensingSizes | None = None):
     """The sensing chapter's widget: init scale, step size, width and target spectrum."""
     from dltheory.widgets import choice, explore, slider
 
-    sizes = SensingSizes.current() if sizes is None else sizes
-    V.check_int("sizes.widget_steps", sizes.widget_steps, minimum=1)
+    sizes = SensingSizes.current() if sizes is None else V.check_instance(
+        "sizes", sizes, SensingSizes, "SensingSizes preset or None")
     return explore(
         lambda init_scale, lr, width, target, fig=None: sensing_figure(
             init_scale, lr, width, target, sizes=sizes, fig=fig),

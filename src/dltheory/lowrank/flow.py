@@ -85,6 +85,19 @@ def _shapes(d: int, width: int, depth: int, symmetric: bool) -> list[tuple[int, 
 
 def end_to_end(factors: Any, symmetric: bool) -> Any:
     """``W`` from its factors: ``U U^T`` if ``symmetric``, else ``U_1 U_2 ... U_L``."""
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"argument `symmetric` must be a bool; got {symmetric!r}")
+    if not isinstance(factors, (tuple, list)) or not factors:
+        raise ValueError(f"argument `factors` must be a non-empty sequence of matrices; got "
+                         f"{V._describe(factors)}")
+    shapes = [jnp.shape(f) for f in factors]
+    if symmetric and len(factors) != 1:
+        raise ValueError(f"argument `factors` must hold one matrix U when `symmetric` (W = U "
+                         f"U^T); got {len(factors)} of shapes {shapes}")
+    if any(len(sh) != 2 for sh in shapes) or any(
+            a[1] != b[0] for a, b in zip(shapes[:-1], shapes[1:])):
+        raise ValueError(f"argument `factors` must be matrices whose shapes chain "
+                         f"((d, w), (w, w), ..., (w, d)); got {shapes}")
     if symmetric:
         (u,) = factors
         return u @ u.T
@@ -165,23 +178,77 @@ def init_noise(seed: int, shapes: Any) -> tuple[np.ndarray, ...]:
     """The unit-scale initial factors ``G`` of one run: i.i.d. ``N(0, 1)`` from numpy's
     ``default_rng(seed)``, one array per shape (drawn in numpy: compiling JAX's
     float64 random number generator costs seconds on CPU)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(V.check_seed("seed", seed))
+    if isinstance(shapes, (str, bytes)) or not hasattr(shapes, "__iter__"):
+        raise TypeError(f"argument `shapes` must be a sequence of shapes; got {shapes!r}")
+    shapes = tuple(shapes)
+    for s in shapes:
+        if not isinstance(s, (tuple, list)) or not all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                for n in s):
+            raise ValueError(f"argument `shapes` must hold tuples of integers >= 0; got "
+                             f"{shapes!r}")
     return tuple(rng.standard_normal(s) for s in shapes)
 
 
 def _as_1d(name: str, value: Any, kind: type, positive: bool = True) -> np.ndarray:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"argument `{name}` must be a number or a non-empty 1-D sequence of "
+                        f"numbers; got {value!r}")
     arr = np.atleast_1d(np.asarray(value))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"argument `{name}` must be a number or a non-empty 1-D sequence; "
                          f"got {value!r}")
     if kind is int:
         if not np.issubdtype(arr.dtype, np.integer) or np.any(arr < 0):
-            raise ValueError(f"argument `{name}` must hold non-negative integers; got {value!r}")
+            raise ValueError(f"argument `{name}` must hold integers >= 0; got {value!r}")
         return arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"argument `{name}` must hold numbers; got {value!r}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
         raise ValueError(f"argument `{name}` must hold finite numbers > 0; got {value!r}")
     return arr
+
+
+def _check_problem(problem: Any) -> LowRankProblem:
+    if not isinstance(problem, LowRankProblem):
+        raise TypeError(f"argument `problem` must be a LowRankProblem (see "
+                        f"matrix_completion_problem); got {type(problem).__name__}")
+    return problem
+
+
+def _check_run(problem: Any, *, init_scales: Any, seeds: Any, lrs: Any, depth: Any,
+               symmetric: Any, width: Any, steps: Any, log_every: Any, references: Any,
+               keep_trajectory: Any) -> dict[str, Any]:
+    """Every argument of :func:`gradient_flow` checked (nothing is computed)."""
+    d = _check_problem(problem).d
+    depth = V.check_int("depth", depth, minimum=2, maximum=16)
+    if symmetric is None:
+        symmetric = depth == 2
+    if not isinstance(symmetric, bool):
+        raise TypeError(f"argument `symmetric` must be a bool or None; got {symmetric!r}")
+    if symmetric and depth != 2:
+        raise ValueError(f"argument `symmetric=True` needs depth 2 (W = U U^T); got "
+                         f"depth={depth}")
+    width = d if width is None else V.check_int("width", width, minimum=1, maximum=4 * d)
+    steps, log_every = V.check_steps(steps, log_every)
+    if not isinstance(keep_trajectory, (bool, np.bool_)):
+        raise TypeError(f"argument `keep_trajectory` must be a bool; got {keep_trajectory!r}")
+    if references is None:
+        refs = None
+    else:
+        refs = V.check_array("references", references, ndim=(2, 3))
+        if refs.ndim == 2:
+            refs = refs[None]
+        V.check_shape("references", refs, (None, d, d))
+        if np.any(np.linalg.norm(refs, axis=(1, 2)) == 0):
+            raise ValueError("argument `references` must not contain a zero matrix (the "
+                             "distances are relative to it)")
+    return {"init_scales": _as_1d("init_scales", init_scales, float),
+            "seeds": _as_1d("seeds", seeds, int), "lrs": _as_1d("lrs", lrs, float),
+            "depth": depth, "symmetric": symmetric, "width": width, "steps": steps,
+            "log_every": log_every, "references": refs}
 
 
 def gradient_flow(problem: LowRankProblem, *, init_scales: Any = 1e-3, seeds: Any = 0,
@@ -218,34 +285,16 @@ def gradient_flow(problem: LowRankProblem, *, init_scales: Any = 1e-3, seeds: An
       Li, Luo, Lyu (2021), arXiv:2012.09839 (depth 2 and deep factorizations);
       Jin, Li, Lyu, Du, Lee (2023), arXiv:2301.11500 (GD from small init).
     """
-    if not isinstance(problem, LowRankProblem):
-        raise TypeError(f"argument `problem` must be a LowRankProblem; got "
-                        f"{type(problem).__name__}")
+    c = _check_run(problem, init_scales=init_scales, seeds=seeds, lrs=lrs, depth=depth,
+                   symmetric=symmetric, width=width, steps=steps, log_every=log_every,
+                   references=references, keep_trajectory=keep_trajectory)
     d = problem.d
-    depth = V.check_int("depth", depth, minimum=2, maximum=16)
-    if symmetric is None:
-        symmetric = depth == 2
-    if not isinstance(symmetric, bool):
-        raise TypeError(f"argument `symmetric` must be a bool or None; got {symmetric!r}")
-    if symmetric and depth != 2:
-        raise ValueError(f"argument `symmetric=True` needs depth 2 (W = U U^T); got "
-                         f"depth={depth}")
-    width = d if width is None else V.check_int("width", width, minimum=1, maximum=4 * d)
-    steps, log_every = V.check_steps(steps, log_every)
-    alphas = _as_1d("init_scales", init_scales, float)
-    seed_arr = _as_1d("seeds", seeds, int)
-    lr_arr = _as_1d("lrs", lrs, float)
-    a, s, l = np.meshgrid(alphas, seed_arr, lr_arr, indexing="ij")
+    depth, symmetric, width = c["depth"], c["symmetric"], c["width"]
+    steps, log_every = c["steps"], c["log_every"]
+    seed_arr = c["seeds"]
+    a, s, l = np.meshgrid(c["init_scales"], seed_arr, c["lrs"], indexing="ij")
     a, s, l = a.ravel(), s.ravel(), l.ravel()
-    if references is None:
-        refs = np.zeros((0, d, d))
-    else:
-        refs = np.asarray(references, np.float64)
-        if refs.ndim == 2:
-            refs = refs[None]
-        V.check_shape("references", refs, (None, d, d))
-        if np.any(np.linalg.norm(refs, axis=(1, 2)) == 0):
-            raise ValueError("argument `references` must not contain a zero matrix")
+    refs = np.zeros((0, d, d)) if c["references"] is None else c["references"]
     shapes = tuple(_shapes(d, width, depth, symmetric))
     per_seed = {int(k): init_noise(int(k), shapes) for k in seed_arr}
     noise = tuple(np.stack([per_seed[int(k)][i] for k in s]) for i in range(len(shapes)))

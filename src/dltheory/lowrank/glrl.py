@@ -24,7 +24,7 @@ import numpy as np
 
 from dltheory.compat import enable_x64
 from dltheory import validation as V
-from dltheory.lowrank.flow import FlowResult, _apply
+from dltheory.lowrank.flow import FlowResult, _apply, _check_problem
 from dltheory.lowrank.problems import LowRankProblem
 
 __all__ = ["GLRLResult", "distance_to_glrl", "glrl"]
@@ -106,10 +106,7 @@ def glrl(problem: LowRankProblem, *, epsilon: float = 1e-10, tol: float = 1e-6,
       Li, Luo, Lyu (2021), arXiv:2012.09839 (the GLRL algorithm and the depth-2
       equivalence theorem for depth-2 factorizations).
     """
-    if not isinstance(problem, LowRankProblem):
-        raise TypeError(f"argument `problem` must be a LowRankProblem; got "
-                        f"{type(problem).__name__}")
-    d = problem.d
+    d = _check_problem(problem).d
     epsilon = V.check_positive("epsilon", epsilon)
     tol = V.check_nonnegative("tol", tol)
     max_rank = d if max_rank is None else V.check_int("max_rank", max_rank, minimum=1,
@@ -169,9 +166,14 @@ def distance_to_glrl(flow: FlowResult, iterates: GLRLResult | np.ndarray) -> np.
       Li, Luo, Lyu (2021), arXiv:2012.09839, the depth-2 theorem (this distance
       shrinks as the initialization does).
     """
-    w_r = iterates.iterates if isinstance(iterates, GLRLResult) else np.asarray(iterates)
-    if w_r.ndim != 3:
-        raise ValueError(f"argument `iterates` must have shape (R, d, d); got {w_r.shape}")
+    V.check_instance("flow", flow, FlowResult, "FlowResult (from gradient_flow)")
+    w_r = iterates.iterates if isinstance(iterates, GLRLResult) else \
+        V.check_array("iterates", iterates, ndim=3)
+    d = flow.final.shape[-1]
+    V.check_shape("iterates", w_r, (None, d, d))
+    if np.any(np.linalg.norm(w_r, axis=(-2, -1)) == 0):
+        raise ValueError("argument `iterates` must not contain a zero matrix (the distances "
+                         "are relative to it)")
     if flow.references is not None and flow.references.shape == w_r.shape and np.allclose(
             flow.references, w_r, rtol=0, atol=0):
         return flow.ref_min

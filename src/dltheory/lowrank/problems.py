@@ -54,6 +54,29 @@ class LowRankProblem:
     eigenvalues: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     name: str = ""
 
+    def __post_init__(self):
+        V.check_choice("kind", self.kind, ("completion", "sensing"))
+        target = V.check_array("target", self.target, ndim=2)
+        d = target.shape[0]
+        V.check_shape("target", target, (d, d))
+        if self.kind == "completion":
+            if self.mask is None:
+                raise ValueError("argument `mask` is required for a completion problem (0/1 "
+                                 "array of the observed entries); got None")
+            mask = V.check_array("mask", self.mask, ndim=2)
+            V.check_shape("mask", mask, (d, d))
+            if not np.all((mask == 0) | (mask == 1)):
+                raise ValueError("argument `mask` must hold only 0 and 1")
+        else:
+            if self.gram is None:
+                raise ValueError("argument `gram` is required for a sensing problem (the "
+                                 "(d*d, d*d) Gram matrix of the measurements); got None")
+            V.check_shape("gram", V.check_array("gram", self.gram, ndim=2), (d * d, d * d))
+        V.check_int("num_measurements", self.num_measurements, minimum=0)
+        V.check_array("eigenvalues", self.eigenvalues, ndim=1, positive=True, nonempty=False)
+        if not isinstance(self.name, str):
+            raise TypeError(f"argument `name` must be a string; got {self.name!r}")
+
     @property
     def d(self) -> int:
         return int(self.target.shape[0])
@@ -93,13 +116,10 @@ class LowRankProblem:
 
 
 def _check_eigenvalues(eigenvalues: Any, d: int) -> np.ndarray:
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)) or np.any(lam <= 0):
-        raise ValueError(f"argument `eigenvalues` must be a non-empty 1-D sequence of finite "
-                         f"positive numbers; got {eigenvalues!r}")
+    lam = V.check_array("eigenvalues", eigenvalues, ndim=1, positive=True)
     if lam.size > d:
-        raise ValueError(f"argument `eigenvalues` has {lam.size} entries, more than the "
-                         f"dimension d = {d}")
+        raise ValueError(f"argument `eigenvalues` must have at most d = {d} entries (the "
+                         f"dimension); got {lam.size}")
     return np.sort(lam)[::-1]
 
 
@@ -113,7 +133,7 @@ def psd_target(d: int, eigenvalues: Any, *, seed: int = 0) -> np.ndarray:
     """
     d = V.check_int("d", d, minimum=1)
     lam = _check_eigenvalues(eigenvalues, d)
-    rng = np.random.default_rng(V.check_int("seed", seed, minimum=0))
+    rng = np.random.default_rng(V.check_seed("seed", seed))
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     q = q[:, : lam.size]
     m = (q * lam) @ q.T

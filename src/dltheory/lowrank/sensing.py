@@ -18,7 +18,7 @@ import numpy as np
 
 from dltheory import validation as V
 from dltheory.config import log_interval
-from dltheory.lowrank.flow import FlowResult, gradient_flow
+from dltheory.lowrank.flow import FlowResult, _check_problem, _check_run, gradient_flow
 from dltheory.lowrank.glrl import glrl
 from dltheory.lowrank.problems import LowRankProblem
 
@@ -50,16 +50,14 @@ def plateau_times(flow: FlowResult, eigenvalues: Any, *, threshold: float = 0.5)
       Jin, Li, Lyu, Du, Lee (2023), arXiv:2301.11500 (the plateaus of its experiments
       and their ``log(1/alpha)`` dependence).
     """
-    lam = np.asarray(eigenvalues, np.float64)
-    if lam.ndim != 1 or lam.size == 0 or np.any(lam <= 0):
-        raise ValueError(f"argument `eigenvalues` must be a 1-D sequence of positive numbers; "
-                         f"got {eigenvalues!r}")
+    V.check_instance("flow", flow, FlowResult, "FlowResult (from gradient_flow)")
+    lam = V.check_array("eigenvalues", eigenvalues, ndim=1, positive=True)
     threshold = V.check_in_range("threshold", threshold, 0.0, 1.0, low_inclusive=False,
                                  high_inclusive=False)
     sv = flow.spectrum
     if lam.size > sv.shape[-1]:
-        raise ValueError(f"{lam.size} eigenvalues but W has only {sv.shape[-1]} singular "
-                         f"values")
+        raise ValueError(f"argument `eigenvalues` must hold at most {sv.shape[-1]} values (W "
+                         f"has {sv.shape[-1]} singular values); got {lam.size}")
     out = np.full((sv.shape[0], lam.size), np.nan)
     steps = flow.steps.astype(np.float64)
     for s, level in enumerate(threshold * lam):
@@ -155,6 +153,11 @@ def incremental_learning(problem: LowRankProblem, init_scales: Any, *, seeds: An
       Jin, Li, Lyu, Du, Lee (2023), arXiv:2301.11500 (the incremental-learning theorems).
     """
     lr = V.check_positive("lr", lr)
+    threshold = V.check_in_range("threshold", threshold, 0.0, 1.0, low_inclusive=False,
+                                 high_inclusive=False)
+    _check_run(problem, init_scales=init_scales, seeds=seeds, lrs=lr, depth=2, symmetric=None,
+               width=width, steps=steps, log_every=log_every, references=None,
+               keep_trajectory=False)
     w = problem.d if width is None else width
     k = min(problem.rank, w)
     best = np.stack([problem.best_rank(s + 1) for s in range(k)])
@@ -213,10 +216,15 @@ def under_parameterized(problem: LowRankProblem, width: int, *, init_scale: floa
     References:
       Jin, Li, Lyu, Du, Lee (2023), arXiv:2301.11500 (the under-parameterized case).
     """
-    width = V.check_int("width", width, minimum=1, maximum=problem.d)
+    width = V.check_int("width", width, minimum=1, maximum=_check_problem(problem).d)
+    V.check_positive("lr", lr)
+    log_every = log_interval(V.check_int("steps", steps, minimum=1), 200)
+    V.check_positive("init_scale", init_scale)
+    _check_run(problem, init_scales=init_scale, seeds=seeds, lrs=lr, depth=2, symmetric=None,
+               width=width, steps=steps, log_every=log_every, references=None,
+               keep_trajectory=False)
     flow = gradient_flow(problem, init_scales=init_scale, seeds=seeds, lrs=lr, steps=steps,
-                         log_every=log_interval(V.check_int("steps", steps, minimum=1), 200),
-                         width=width)
+                         log_every=log_every, width=width)
     best = problem.best_rank(width)
     g = glrl(problem, max_rank=width)
     w_r = g.iterates[-1]

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -61,6 +62,8 @@ def log_softplus_neg(q: jax.Array) -> jax.Array:
     the ratio ``log1p(t) / t`` lies in ``[log 2, 1]``, so nothing underflows even when
     ``exp(-q)`` is below the smallest float. For ``q <= 0`` it is the plain formula.
     """
+    if isinstance(q, (str, bytes)) or q is None:
+        raise TypeError(f"argument `q` must be an array of margins; got {q!r}")
     q = jnp.asarray(q)
     pos = q > 0
     qp = jnp.where(pos, q, 1.0)
@@ -84,17 +87,20 @@ def log_loss(q: jax.Array, loss: str = "logistic") -> jax.Array:
     descent on it with step ``alpha`` is gradient descent on ``L`` with learning rate
     ``alpha / L``, the loss-based schedule of Lyu & Li (2020).
     """
-    if loss == "logistic":
-        logs = log_softplus_neg(q)
-    elif loss == "exponential":
-        logs = -q
-    else:
-        raise ValueError(f"argument `loss` must be one of {LOSSES}; got {loss!r}")
+    V.check_choice("loss", loss, LOSSES)
+    if isinstance(q, (str, bytes)) or jnp.ndim(q) != 1 or jnp.shape(q)[0] == 0:
+        raise ValueError(f"argument `q` must be a non-empty 1-D array of margins; got "
+                         f"{V._describe(q)}")
+    q = jnp.asarray(q)
+    logs = log_softplus_neg(q) if loss == "logistic" else -q
     return jax.nn.logsumexp(logs) - jnp.log(q.shape[0])
 
 
 def check_binary_labels(y: Any, name: str = "y") -> np.ndarray:
     """Labels as a float array of -1 and +1; anything else raises ``ValueError``."""
+    if isinstance(y, (str, bytes)) or y is None:
+        raise TypeError(f"argument `{name}` must be a 1-D array of labels -1 and +1; got "
+                        f"{y!r}")
     y = np.asarray(y)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"argument `{name}` must be a non-empty 1-D array of labels; "
@@ -107,11 +113,15 @@ def check_binary_labels(y: Any, name: str = "y") -> np.ndarray:
 
 
 def _margins_from_outputs(out: Any, y: Any) -> np.ndarray:
-    out = np.asarray(out, dtype=np.float64)
+    out = V.check_array("outputs", out, ndim=(1, 2))
     if out.ndim == 2 and out.shape[1] == 1:
         out = out[:, 0]
     if out.ndim == 1:
-        return check_binary_labels(y) * out
+        y = check_binary_labels(y)
+        if y.shape != out.shape:
+            raise ValueError(f"argument `outputs` must hold one output per label of `y` "
+                             f"({y.shape[0]}); got {out.shape[0]}")
+        return y * out
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != out.shape[0]:
         raise ValueError(f"argument `y` must have shape ({out.shape[0]},); got {y.shape}")
@@ -147,8 +157,10 @@ def normalized_margin(outputs: Any, y: Any, params: Any, order: int) -> float:
     """
     order = V.check_int("order", order, minimum=1)
     q = _margins_from_outputs(outputs, y)
-    norm = float(params) if np.ndim(params) == 0 and not isinstance(params, dict) \
-        and not hasattr(params, "shape") else _param_norm(params)
+    if isinstance(params, (numbers.Number, str, bytes)) or params is None:
+        norm = V.check_positive("params", params)
+    else:
+        norm = _param_norm(params)
     if not norm > 0:
         raise ValueError(f"argument `params` must have a positive norm; got {norm}")
     return float(q.min() / norm ** order)
@@ -181,15 +193,17 @@ def smoothed_margin(log_total_loss: Any, norm: Any, order: int,
       Lyu, Li (2020), arXiv:1906.05890, Section 4.1 (eq. for ``gamma~``) and Appendix A.
     """
     order = V.check_int("order", order, minimum=1)
-    log_l = np.asarray(log_total_loss, dtype=np.float64)
-    norm = np.asarray(norm, dtype=np.float64)
-    if loss == "logistic":
-        num = -_log_expm1(log_l)
-    elif loss == "exponential":
-        num = -log_l
-    else:
-        raise ValueError(f"argument `loss` must be one of {LOSSES}; got {loss!r}")
-    return num / norm ** order
+    V.check_choice("loss", loss, LOSSES)
+    log_l = V.check_array("log_total_loss", log_total_loss, nonempty=False)
+    norm = V.check_array("norm", norm, positive=True, nonempty=False)
+    return _smoothed(log_l, norm, order, loss)
+
+
+def _smoothed(log_l: np.ndarray, norm: np.ndarray, order: int, loss: str) -> np.ndarray:
+    """:func:`smoothed_margin` without the checks (for recorded runs, where the caller
+    masks the points at which it is undefined)."""
+    num = -_log_expm1(log_l) if loss == "logistic" else -np.asarray(log_l, np.float64)
+    return num / np.asarray(norm, np.float64) ** order
 
 
 def smoothed_gap_bound(n: int, norm: Any, order: int, log_total_loss: Any = None,
@@ -205,12 +219,15 @@ def smoothed_gap_bound(n: int, norm: Any, order: int, log_total_loss: Any = None
     ``e^L - 1 <= e^S - 1 <= S e^S`` and ``log(e^L - 1) <= log N - q_min + S``.
     """
     n = V.check_int("n", n, minimum=1)
-    norm = np.asarray(norm, dtype=np.float64)
+    order = V.check_int("order", order, minimum=1)
+    V.check_choice("loss", loss, LOSSES)
+    norm = V.check_array("norm", norm, positive=True, nonempty=False)
     extra = 0.0
     if loss == "logistic":
         if log_total_loss is None:
             raise ValueError("argument `log_total_loss` is needed for the logistic loss")
-        extra = np.expm1(np.exp(np.minimum(np.asarray(log_total_loss, np.float64), 5.0)))
+        log_l = V.check_array("log_total_loss", log_total_loss, nonempty=False)
+        extra = np.expm1(np.exp(np.minimum(log_l, 5.0)))
     return (np.log(n) + extra) / norm ** order
 
 
@@ -258,10 +275,9 @@ def max_margin_linear(x: Any, y: Any, *, tol: float = 1e-10) -> MaxMarginResult:
     """
     from scipy.optimize import minimize
 
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or not np.all(np.isfinite(x)):
-        raise ValueError(f"argument `x` must be a finite 2-D array (N, d); got shape {x.shape}")
+    x = V.check_array("x", x, ndim=2)
     y = check_binary_labels(y)
+    tol = V.check_positive("tol", tol)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"argument `y` must have one label per row of `x` "
                          f"({x.shape[0]}); got {y.shape[0]}")
@@ -340,7 +356,12 @@ def kkt_residual(margin_fn, params: Any, order: int) -> dict[str, float]:
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import nnls
 
+    V.check_callable("margin_fn", margin_fn)
     order = V.check_int("order", order, minimum=1)
+    leaves = jax.tree.leaves(params)
+    if not leaves or any(isinstance(p, (str, bytes)) for p in leaves):
+        raise ValueError(f"argument `params` must be a pytree of arrays with at least one "
+                         f"parameter; got {V._describe(params)}")
     with enable_x64(True):
         params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
         flat, unravel = ravel_pytree(params)
@@ -396,11 +417,12 @@ def symmetric_separable_data(n: int, d: int, *, gap: float = 0.1, key: int = 0,
     gap = V.check_in_range("gap", gap, 0.0, 1.0, high_inclusive=False)
     if symmetric and n % 2:
         raise ValueError(f"argument `n` must be even for symmetric data; got {n}")
-    u = np.eye(d)[0] if teacher is None else np.asarray(teacher, np.float64)
+    u = np.eye(d)[0] if teacher is None else V.check_array("teacher", teacher, ndim=1)
     if u.shape != (d,) or not np.linalg.norm(u) > 0:
-        raise ValueError(f"argument `teacher` must be a non-zero vector of shape ({d},)")
+        raise ValueError(f"argument `teacher` must be a non-zero vector of shape ({d},); got "
+                         f"{u.tolist()!r}")
     u = u / np.linalg.norm(u)
-    rng = np.random.default_rng(V.check_int("key", key, minimum=0))
+    rng = np.random.default_rng(V.check_seed("key", key))
     m = n // 2 if symmetric else n
     pts = []
     while len(pts) < m:
@@ -421,9 +443,17 @@ def mirror(x: Any, y: Any, flip: Any) -> tuple[np.ndarray, np.ndarray]:
     (``y u.x`` is unchanged), so the linear max-margin problem is untouched; a two-layer
     Leaky ReLU net is not linear, and sees different data.
     """
-    x = np.array(x, dtype=np.float64)
+    x = V.check_array("x", x, ndim=2).copy()
     y = check_binary_labels(y).copy()
-    flip = np.asarray(flip, bool)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"arguments `x` and `y` must have one row per label; got {x.shape[0]} "
+                         f"rows and {y.shape[0]} labels")
+    flip = np.asarray(flip)
+    if flip.dtype.kind in "iu" and np.all((flip == 0) | (flip == 1)):
+        flip = flip.astype(bool)
+    if flip.shape != y.shape or flip.dtype != bool:
+        raise ValueError(f"argument `flip` must be a boolean array of shape {y.shape} (one "
+                         f"entry per example); got {V._describe(flip)}")
     x[flip] *= -1
     y[flip] *= -1
     return x, y

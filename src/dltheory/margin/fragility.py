@@ -94,7 +94,7 @@ def fragile_data(n: int = 20, *, n_negative: int = 3, alpha: float = 0.2, key: i
     if not core < low <= high < 90.0:
         raise ValueError(f"argument `wings` must satisfy core < low <= high < 90 (degrees) "
                          f"with core = {core}; got {tuple(wings)}")
-    rng = np.random.default_rng(V.check_int("key", key, minimum=0))
+    rng = np.random.default_rng(V.check_seed("key", key))
     n_core = n - n_negative - 2
     ang = np.deg2rad(np.concatenate([[rng.uniform(low, high), -rng.uniform(low, high)],
                                      rng.uniform(-core, core, n_core)]))
@@ -197,10 +197,12 @@ def fragility_experiment(sizes: Any = None, *, alpha: float = 0.2, init_scale: f
     """
     from dltheory.margin.two_layer import LRSizes
 
-    sizes = LRSizes.current() if sizes is None else sizes
+    sizes = LRSizes.current() if sizes is None else V.check_instance(
+        "sizes", sizes, LRSizes, "LRSizes preset or None")
     alpha = V.check_in_range("alpha", alpha, 0.0, 1.0, low_inclusive=False,
                              high_inclusive=False)
     init_scale = V.check_positive("init_scale", init_scale)
+    lr = V.check_positive("lr", lr)
     n = V.check_int("n", n, minimum=6)
     if n % 2:
         raise ValueError(f"argument `n` must be even (the symmetric sets pair each point "

@@ -228,9 +228,8 @@ def off_line(params: dict, direction: Any) -> float:
       params: ``{"w": (width, d), "a": (width,)}``.
       direction: the vector ``u``, shape ``(d,)``, non-zero.
     """
-    w = np.asarray(params["w"], np.float64)
-    a = np.asarray(params["a"], np.float64)
-    u = np.asarray(direction, np.float64)
+    w, a = _check_net(params)
+    u = V.check_array("direction", direction)
     if w.ndim != 2 or a.shape != (w.shape[0],):
         raise ValueError(f"argument `params` must hold w of shape (width, d) and a of shape "
                          f"(width,); got {w.shape} and {a.shape}")
@@ -245,6 +244,19 @@ def off_line(params: dict, direction: Any) -> float:
     cos = np.abs(w @ u) / np.maximum(norms, 1e-300)
     sin = np.sqrt(np.clip(1.0 - cos**2, 0.0, None))
     return float(mass @ sin / mass.sum())
+
+
+def _check_net(params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(w, a)`` of a two-layer net ``{"w": (width, d), "a": (width,)}``."""
+    if not isinstance(params, dict) or "w" not in params or "a" not in params:
+        raise TypeError(f"argument `params` must be a dict {{'w': (width, d), 'a': (width,)}} "
+                        f"of a two-layer net; got {V._describe(params)}")
+    w = V.check_array("params['w']", params["w"], ndim=2)
+    a = V.check_array("params['a']", params["a"], ndim=1)
+    if a.shape != (w.shape[0],):
+        raise ValueError(f"argument `params` must hold w of shape (width, d) and a of shape "
+                         f"(width,); got {w.shape} and {a.shape}")
+    return w, a
 
 
 def line_margin(x: Any, y: Any, alpha: float, direction: Any) -> float:
@@ -263,11 +275,11 @@ def line_margin(x: Any, y: Any, alpha: float, direction: Any) -> float:
     """
     from scipy.optimize import linprog
 
-    x = np.asarray(x, np.float64)
+    x = V.check_array("x", x, ndim=2)
     y = check_binary_labels(y)
     alpha = V.check_in_range("alpha", alpha, 0.0, 1.0, low_inclusive=False,
                              high_inclusive=False)
-    u = np.asarray(direction, np.float64)
+    u = V.check_array("direction", direction)
     if x.ndim != 2 or y.shape[0] != x.shape[0]:
         raise ValueError(f"arguments `x` (N, d) and `y` (N,) must match; got {x.shape} and "
                          f"{y.shape}")

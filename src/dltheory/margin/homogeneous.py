@@ -27,6 +27,7 @@ from dltheory.config import Preset, log_interval
 from dltheory.margin.core import kkt_residual, smoothed_gap_bound
 from dltheory.margin.train import (
     MarginRun,
+    Schedule,
     constant_lr,
     loss_based_lr,
     multiclass_margins,
@@ -88,10 +89,23 @@ def digits_binary(classes: tuple[int, int] = (3, 5), *, seed: int = 0
     float64 inputs (standardized) and labels -1/+1."""
     from dltheory import data as D
 
-    ds = D.digits(classes=tuple(classes), seed=seed)
+    classes = _check_pair(classes)
+    ds = D.digits(classes=classes, seed=seed)
     f = lambda a: np.asarray(a, np.float64)
     s = lambda a: 2.0 * np.asarray(a, np.float64) - 1.0
     return f(ds.x_train), s(ds.y_train), f(ds.x_test), s(ds.y_test)
+
+
+def _check_pair(classes: Any) -> tuple[int, int]:
+    """Two distinct digit classes (0 to 9)."""
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"argument `classes` must be a pair of digit classes (0 to 9); got "
+                        f"{classes!r}")
+    classes = tuple(classes)
+    if len(classes) != 2:
+        raise ValueError(f"argument `classes` must be a pair of digit classes (a binary "
+                         f"task); got {classes!r}")
+    return classes
 
 
 def mlp_params(sizes: tuple[int, ...], *, seed: int = 0, init_scale: float = 1.0,
@@ -100,7 +114,7 @@ def mlp_params(sizes: tuple[int, ...], *, seed: int = 0, init_scale: float = 1.0
     """Kernels of a bias-free ReLU ``dltheory.models.MLP`` and its homogeneity order."""
     from dltheory.models import MLP, homogeneity_order
 
-    model = MLP(sizes, rngs=nnx.Rngs(seed), bias=bias, activation="relu",
+    model = MLP(sizes, rngs=nnx.Rngs(V.check_seed("seed", seed)), bias=bias, activation="relu",
                 init_scale=init_scale)
     order = homogeneity_order(model)
     kernels = [np.asarray(layer.kernel[...], np.float64) for layer in model.layers]
@@ -109,6 +123,7 @@ def mlp_params(sizes: tuple[int, ...], *, seed: int = 0, init_scale: float = 1.0
 
 def mlp_apply(params: list, x: jax.Array) -> jax.Array:
     """The bias-free ReLU MLP as a pure function of its kernels; output ``(N,)``."""
+    _check_kernels(params, x)
     h = x
     for w in params[:-1]:
         h = jax.nn.relu(h @ w)
@@ -126,6 +141,23 @@ def _robust(params, x, y):
     return jnp.nanmedian(jnp.where(ok, dist, jnp.nan))
 
 
+def _check_kernels(params: Any, x: Any, stacked: bool = False) -> None:
+    """``params``: a list of kernels ``(d, h1), (h1, h2), ..., (hk, 1)`` (each with a
+    leading checkpoint axis if ``stacked``); ``x``: inputs ``(N, d)``. Static shapes only,
+    so it works traced."""
+    if not isinstance(params, (list, tuple)) or not params:
+        raise TypeError(f"argument `params` must be a non-empty list of kernels (d, h1), ..., "
+                        f"(hk, 1); got {V._describe(params)}")
+    if isinstance(x, (str, bytes)) or jnp.ndim(x) != 2:
+        raise ValueError(f"argument `x` must be an array of inputs (N, d); got "
+                         f"{V._describe(x)}")
+    shapes = [tuple(jnp.shape(w))[1:] if stacked else tuple(jnp.shape(w)) for w in params]
+    dims = [jnp.shape(x)[1]] + [s[1] if len(s) == 2 else None for s in shapes]
+    if any(len(s) != 2 or s[0] != d for s, d in zip(shapes, dims)) or shapes[-1][1] != 1:
+        raise ValueError(f"argument `params` must be kernels whose shapes chain from the "
+                         f"{jnp.shape(x)[1]} input features of `x` to one output; got {shapes}")
+
+
 def robustness(params: list, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Median first-order L2 robustness ``|f(x_n)| / |grad_x f(x_n)|`` of the normalized
     net ``f(theta / |theta|)`` over correctly classified points (a DeepFool-style
@@ -134,6 +166,15 @@ def robustness(params: list, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ``params`` may carry a leading axis of checkpoints (as recorded by a run); the result
     then has one value per checkpoint.
     """
+    from dltheory.margin.core import check_binary_labels
+
+    stacked = isinstance(params, (list, tuple)) and bool(params) and np.ndim(params[0]) == 3
+    x = V.check_array("x", x, ndim=2)
+    _check_kernels(params, x, stacked=stacked)
+    y = check_binary_labels(y)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"arguments `y` and `x` must have one label per row; got {y.shape[0]} "
+                         f"labels and {x.shape[0]} rows")
     with enable_x64(True):
         p = [jnp.asarray(w, jnp.float64) for w in params]
         xx, yy = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
@@ -202,12 +243,13 @@ def homogeneous_experiment(sizes: HMSizes | None = None, *, classes=(3, 5), seed
       Lyu, Li (2020), arXiv:1906.05890, Section 6 and Figure 1 (constant versus
       loss-based learning rate on MNIST).
     """
-    sizes = HMSizes.current() if sizes is None else sizes
+    sizes = _check_sizes(sizes)
+    schedules = [constant_lr(lr), loss_based_lr(alpha0)]
+    V.check_seed("seed", seed)
     x, y, _, _ = digits_binary(classes)
     kernels, order = mlp_params((x.shape[1], sizes.width, sizes.width, 1), seed=seed)
     stacked = [np.stack([k, k]) for k in kernels]
-    runs = train_margin_grid(mlp_apply, stacked, x, y, order=order,
-                             schedules=[constant_lr(lr), loss_based_lr(alpha0)],
+    runs = train_margin_grid(mlp_apply, stacked, x, y, order=order, schedules=schedules,
                              steps=sizes.steps, log_every=sizes.log_every,
                              record_params=True)
     const, lb = runs.member(0), runs.member(1)
@@ -217,6 +259,12 @@ def homogeneous_experiment(sizes: HMSizes | None = None, *, classes=(3, 5), seed
     rob = lambda run: robustness(run.params, x, y)
     return HomogeneousResult(const, lb, order, len(y), lb.steps[idx], kc, kl, rob(const),
                              rob(lb))
+
+
+def _check_sizes(sizes: Any) -> HMSizes:
+    if sizes is None:
+        return HMSizes.current()
+    return V.check_instance("sizes", sizes, HMSizes, "HMSizes preset or None")
 
 
 def gap_bound(run: MarginRun) -> np.ndarray:
@@ -243,6 +291,9 @@ def schedule_grid(steps: int, *, width: int = WIDGET_WIDTH, classes=(3, 5), seed
     steps = V.check_int("steps", steps, minimum=1)
     if log_every is None:
         log_every = log_interval(steps, 20, prefer=50)
+    V.check_steps(steps, log_every)
+    V.check_int("width", width, minimum=1)
+    V.check_seed("seed", seed)
     x, y, _, _ = digits_binary(classes)
     kernels, order = mlp_params((x.shape[1], width, width, 1), seed=seed)
     scheds = [constant_lr(v) for v in WIDGET_LRS] + [loss_based_lr(v) for v in WIDGET_LRS]
@@ -264,9 +315,18 @@ def schedule_figure(grid: dict[str, MarginRun], schedule: str, lr: float, fig: A
     """Normalized margin and loss of one setting, against the other schedule's runs."""
     from dltheory import plotting
 
+    if not isinstance(grid, dict) or not grid:
+        raise TypeError(f"argument `grid` must be the dict of runs from schedule_grid; got "
+                        f"{V._describe(grid)}")
+    V.check_choice("schedule", schedule, WIDGET_SCHEDULES)
+    lr = V.check_positive("lr", lr)
+    if fig is not None:
+        plotting._check_figure(fig)
     key = f"{schedule}/{lr:g}"
     if key not in grid:
-        raise ValueError(f"no run for schedule={schedule!r}, lr={lr!r}; choose from {list(grid)}")
+        raise ValueError(f"argument `lr` must be one of the grid's rates for {schedule!r} "
+                         f"({', '.join(k.split('/')[1] for k in grid if k.startswith(schedule))}); "
+                         f"got {lr!r}")
     fig, (a, b) = plotting.figure(2, width=10, height=3.8,
                                   reuse="detached" if fig is None else fig)
     for k, run in grid.items():
@@ -324,9 +384,13 @@ def cnn_margin_run(sizes: HMSizes | None = None, *, root: str | None = None,
     from dltheory import data as D
     from dltheory import models
 
-    sizes = HMSizes.current() if sizes is None else sizes
+    sizes = _check_sizes(sizes)
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise TypeError(f"argument `schedule` must be constant_lr(...), loss_based_lr(...) or "
+                        f"None; got {schedule!r}")
+    model = models.ConvNet(rngs=nnx.Rngs(V.check_seed("seed", seed)), bias=False,
+                           channels=channels)
     ds = D.cifar10(root, limit=sizes.cnn_examples, download=download)
-    model = models.ConvNet(rngs=nnx.Rngs(seed), bias=False, channels=tuple(channels))
     order = models.homogeneity_order(model)
     graphdef, params = nnx.split(model, nnx.Param)
     apply = _cnn_apply(graphdef)

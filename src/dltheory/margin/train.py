@@ -52,17 +52,34 @@ __all__ = [
 FLOOR = -1e5
 
 
-class Schedule(NamedTuple):
-    """A step-size rule: ``kind`` is ``"constant"`` or ``"loss_based"``.
-
-    For ``"constant"``, ``lr`` is the learning rate ``eta``; for ``"loss_based"`` it is
-    the initial ``alpha_0`` (the learning rate is ``alpha_t / L``).
-    """
-
+class _ScheduleFields(NamedTuple):
     kind: str
     lr: float
     r_up: float = 1.0
     r_down: float = 1.0
+
+
+class Schedule(_ScheduleFields):
+    """A step-size rule: ``kind`` is ``"constant"`` or ``"loss_based"``.
+
+    For ``"constant"``, ``lr`` is the learning rate ``eta``; for ``"loss_based"`` it is
+    the initial ``alpha_0`` (the learning rate is ``alpha_t / L``), which grows by
+    ``r_up >= 1`` after an accepted step and shrinks by ``r_down >= 1`` after a rejected
+    one. Build it with :func:`constant_lr` or :func:`loss_based_lr`.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, kind: str, lr: float, r_up: float = 1.0, r_down: float = 1.0):
+        V.check_choice("kind", kind, ("constant", "loss_based"))
+        lr = V.check_positive("lr", lr)
+        r_up = V.check_finite("r_up", r_up)
+        r_down = V.check_finite("r_down", r_down)
+        if r_up < 1 or r_down < 1:
+            raise ValueError(f"arguments `r_up` and `r_down` must be >= 1 (the factors by "
+                             f"which alpha grows and shrinks); got r_up={r_up}, "
+                             f"r_down={r_down}")
+        return super().__new__(cls, kind, lr, r_up, r_down)
 
     def as_arrays(self) -> dict[str, float]:
         return {"mode": 1.0 if self.kind == "loss_based" else 0.0, "lr": self.lr,
@@ -104,6 +121,12 @@ def loss_based_lr(alpha0: float = 0.1, r_up: float = 2 ** (1 / 5),
 
 def binary_margins(out: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(``q`` for the loss, ``q`` for the margin) of a binary model: both ``y f``."""
+    o, t = jnp.shape(out), jnp.shape(y)
+    if len(t) != 1:
+        raise ValueError(f"argument `y` must be a 1-D array of labels; got shape {t}")
+    if o not in ((t[0],), (t[0], 1)):
+        raise ValueError(f"argument `out` must have shape ({t[0]},) or ({t[0]}, 1), one "
+                         f"output per label of `y`; got {o}")
     q = y * out.reshape(out.shape[0])
     return q, q
 
@@ -114,6 +137,15 @@ def multiclass_margins(logits: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.
     The cross-entropy is ``softplus(-q~)`` with ``q~ = -logsumexp_{j != y}(f_j - f_y)``,
     so the same log-space loss as the binary case applies.
     """
+    if jnp.ndim(logits) != 2:
+        raise ValueError(f"argument `logits` must have shape (N, classes); got "
+                         f"{jnp.shape(logits)}")
+    if jnp.shape(y) != jnp.shape(logits)[:1]:
+        raise ValueError(f"argument `y` must have shape ({jnp.shape(logits)[0]},), one class "
+                         f"index per row of `logits`; got {jnp.shape(y)}")
+    if not jnp.issubdtype(jnp.result_type(y), jnp.integer):
+        raise TypeError(f"argument `y` must hold integer class indices; got dtype "
+                        f"{jnp.result_type(y)}")
     true = jnp.take_along_axis(logits, y[:, None], axis=1)
     diff = logits - true
     mask = jax.nn.one_hot(y, logits.shape[1], dtype=bool)
@@ -250,23 +282,43 @@ def _finish(recs, final, order, n, loss, record, steps_arr):
             for k, v in recs.items()}
     norm = recs["norm"]
     normalized = recs["qmin"] / norm ** order
-    from dltheory.margin.core import smoothed_margin
+    from dltheory.margin.core import _smoothed
 
     log_total = recs["log_loss"] + np.log(n)
     defined = log_total < np.log(np.log(2.0)) if loss == "logistic" else log_total < 0
     with np.errstate(all="ignore"):
-        sm = smoothed_margin(log_total, norm, order, loss)
+        sm = _smoothed(log_total, norm, order, loss)
     smoothed = np.where(defined, sm, np.nan)
     return MarginRun(steps_arr, recs["log_loss"], norm, recs["qmin"], normalized, smoothed,
                      recs["log_lr"], recs["rejected"], recs.get("params") if record else None,
                      jax.tree.map(np.asarray, final), order, n, loss)
 
 
-def _check_common(order, steps, log_every, loss):
+def _check_common(apply, params, margins, order, steps, log_every, loss):
+    V.check_callable("apply", apply)
+    V.check_callable("margins", margins)
+    if not jax.tree.leaves(params):
+        raise ValueError(f"argument `params` must hold at least one parameter array; got "
+                         f"{params!r}")
     order = V.check_int("order", order, minimum=1)
     steps, log_every = V.check_steps(steps, log_every)
     V.check_choice("loss", loss, LOSSES)
     return order, steps, log_every
+
+
+def _check_data(x, y, binary: bool, stacked: bool):
+    """Labels -1/+1 for binary margins, and one row of ``x`` per label (per member)."""
+    if binary:
+        from dltheory.margin.core import check_binary_labels
+
+        check_binary_labels(np.reshape(y, -1) if stacked else y)
+    n = np.shape(y)[-1] if np.ndim(y) else 0
+    xs = x["x"] if isinstance(x, dict) and "x" in x else x
+    if hasattr(xs, "shape") or isinstance(xs, (list, tuple)):
+        rows = np.shape(xs)[1 if stacked else 0] if np.ndim(xs) > (1 if stacked else 0) else -1
+        if rows != n:
+            raise ValueError(f"arguments `x` and `y` must have one example per label; got "
+                             f"x of shape {np.shape(xs)} and y of shape {np.shape(y)}")
 
 
 def train_margin(apply: Callable, params: Any, x: Any, y: Any, *, order: int,
@@ -294,13 +346,14 @@ def train_margin(apply: Callable, params: Any, x: Any, y: Any, *, order: int,
     References:
       Lyu, Li (2020), arXiv:1906.05890.
     """
-    order, steps, log_every = _check_common(order, steps, log_every, loss)
+    order, steps, log_every = _check_common(apply, params, margins, order, steps, log_every,
+                                            loss)
     if not isinstance(schedule, Schedule):
         raise TypeError(f"argument `schedule` must be constant_lr(...) or loss_based_lr(...); "
                         f"got {schedule!r}")
+    _check_data(x, y, margins is binary_margins, stacked=False)
     if margins is binary_margins:
-        from dltheory.margin.core import check_binary_labels
-        y = check_binary_labels(y)
+        y = np.asarray(y, np.float64)
     with enable_x64(True):
         prog = _program(apply, margins, loss, order, steps // log_every, log_every,
                         bool(record_params), False, None)
@@ -330,7 +383,8 @@ def train_margin_grid(apply: Callable, params: Any, x: Any, y: Any, *, order: in
       A :class:`MarginRun` whose arrays have a leading axis ``G``; ``run.member(i)``
       gives one member.
     """
-    order, steps, log_every = _check_common(order, steps, log_every, loss)
+    order, steps, log_every = _check_common(apply, params, margins, order, steps, log_every,
+                                            loss)
     if data_axis not in (None, 0):
         raise ValueError(f"argument `data_axis` must be None or 0; got {data_axis!r}")
     g = {int(np.shape(a)[0]) for a in jax.tree.leaves(params)}
@@ -338,12 +392,14 @@ def train_margin_grid(apply: Callable, params: Any, x: Any, y: Any, *, order: in
         raise ValueError(f"argument `params` must be stacked on one leading grid axis; "
                          f"got leading sizes {g}")
     g = g.pop()
+    if not isinstance(schedules, (list, tuple)) or not all(
+            isinstance(s, Schedule) for s in schedules):
+        raise TypeError(f"argument `schedules` must be a list of constant_lr(...) or "
+                        f"loss_based_lr(...); got {schedules!r}")
     if len(schedules) != g:
         raise ValueError(f"argument `schedules` must have one schedule per member ({g}); "
                          f"got {len(schedules)}")
-    if margins is binary_margins:
-        from dltheory.margin.core import check_binary_labels
-        check_binary_labels(np.reshape(y, -1))
+    _check_data(x, y, margins is binary_margins, stacked=data_axis == 0)
     with enable_x64(True):
         prog = _program(apply, margins, loss, order, steps // log_every, log_every,
                         bool(record_params), True, data_axis)

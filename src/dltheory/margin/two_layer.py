@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from dltheory import validation as V
 from dltheory.config import Preset, log_interval
 from dltheory.margin.core import max_margin_linear, symmetric_separable_data
 from dltheory.margin.leaky import (
@@ -101,6 +102,17 @@ class SymmetricResult:
     alignment_before_half: float
 
 
+def _check_sizes(sizes: Any) -> LRSizes:
+    if sizes is None:
+        return LRSizes.current()
+    return V.check_instance("sizes", sizes, LRSizes, "LRSizes preset or None")
+
+
+def _check_leak_and_scale(alpha: Any, init_scale: Any) -> None:
+    V.check_in_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    V.check_positive("init_scale", init_scale)
+
+
 def _series(run: MarginRun, u, mu, gmax):
     w, a = run.params["w"], run.params["a"]
     v = np.einsum("tk,tkd->td", a, w)
@@ -118,7 +130,10 @@ def symmetric_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
       Lyu, Li, Wang, Arora (2021), arXiv:2110.13905 (symmetric data: convergence to the
       global max margin, a linear classifier; early phase: alignment with mu).
     """
-    sizes = LRSizes.current() if sizes is None else sizes
+    sizes = _check_sizes(sizes)
+    _check_leak_and_scale(alpha, init_scale)
+    schedules = [constant_lr(lr), loss_based_lr(alpha0)]
+    V.check_seed("seed", seed)
     x, y = symmetric_separable_data(sizes.n, sizes.d, gap=0.1, key=seed)
     svm = max_margin_linear(x, y)
     gmax = max_normalized_margin(svm.margin, alpha)
@@ -126,7 +141,7 @@ def symmetric_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
     p0 = leaky_init(jax.random.key(seed), sizes.d, sizes.width, init_scale)
     stacked = jax.tree.map(lambda a: np.stack([np.asarray(a)] * 2), p0)
     runs = train_margin_grid(leaky_apply, stacked, {"x": x, "alpha": alpha}, y, order=2,
-                             schedules=[constant_lr(lr), loss_based_lr(alpha0)],
+                             schedules=schedules,
                              steps=sizes.steps, log_every=sizes.log_every,
                              record_params=True)
     const, lb = runs.member(0), runs.member(1)
@@ -163,6 +178,9 @@ def _widget_data(n=16, seed=3):
 def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     """Every widget setting (alpha x init scale x width x data) as one vmapped call of
     constant-lr gradient descent; widths share one shape (unused neurons are zero)."""
+    steps = V.check_int("steps", steps, minimum=1)
+    schedule = constant_lr(lr)
+    seed = V.check_seed("seed", seed)
     (xs, ys), (xn, yn) = _widget_data()
     wmax = max(WIDGET_WIDTHS)
     settings = list(itertools.product(WIDGET_ALPHAS, WIDGET_INITS, WIDGET_WIDTHS, WIDGET_DATA))
@@ -177,10 +195,31 @@ def neuron_grid(steps: int, *, lr: float = 0.5, seed: int = 0) -> dict:
     stacked = jax.tree.map(lambda *a: np.stack([np.asarray(v) for v in a]), *params)
     runs = train_margin_grid(leaky_apply, stacked,
                              {"x": np.stack(xx), "alpha": np.asarray(al)}, np.stack(yy),
-                             order=2, schedules=[constant_lr(lr)] * len(settings),
-                             steps=steps, log_every=log_interval(int(steps), 60), data_axis=0,
+                             order=2, schedules=[schedule] * len(settings),
+                             steps=steps, log_every=log_interval(steps, 60), data_axis=0,
                              record_params=True)
     return {"settings": settings, "runs": runs, "x": np.stack(xx), "y": np.stack(yy)}
+
+
+def _setting(grid: Any, alpha: Any, init_scale: Any, width: Any, data: Any) -> int:
+    """The index of a setting of :func:`neuron_grid`'s grid, each value checked."""
+    if not isinstance(grid, dict) or "settings" not in grid or "runs" not in grid:
+        raise TypeError(f"argument `grid` must be the dict of runs from neuron_grid; got "
+                        f"{V._describe(grid)}")
+    settings = list(grid["settings"])
+    values = {"alpha": alpha, "init_scale": init_scale, "width": width, "data": data}
+    for j, (name, v) in enumerate(values.items()):
+        offered = sorted({s[j] for s in settings}, key=str)
+        if name == "data":
+            V.check_choice(name, v, offered)
+        elif name == "width":
+            V.check_int(name, v, minimum=1)
+        else:
+            V.check_positive(name, v)
+        if v not in offered:
+            raise ValueError(f"argument `{name}` must be one of the grid's values {offered}; "
+                             f"got {v!r}")
+    return settings.index(tuple(values.values()))
 
 
 def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data: str,
@@ -191,7 +230,9 @@ def neuron_figure(grid: dict, alpha: float, init_scale: float, width: int, data:
     maximum ``(1 + alpha) gamma* / 4`` (a true bound only on symmetric data)."""
     from dltheory import plotting
 
-    i = grid["settings"].index((alpha, init_scale, width, data))
+    i = _setting(grid, alpha, init_scale, width, data)
+    if fig is not None:
+        plotting._check_figure(fig)
     run = grid["runs"].member(i)
     x, y = grid["x"][i], grid["y"][i]
     svm = max_margin_linear(x, y)
@@ -242,7 +283,7 @@ def alignment_figure(grid: dict, alpha: float = 0.2, init_scale: float = 1e-4,
 
     from dltheory import plotting
 
-    i = grid["settings"].index((alpha, init_scale, width, data))
+    i = _setting(grid, alpha, init_scale, width, data)
     run = grid["runs"].member(i)
     x, y = grid["x"][i], grid["y"][i]
     mu = (y[:, None] * x).sum(0)
@@ -283,8 +324,12 @@ def neuron_explorer(steps: int | None = None, grid: dict | None = None):
     from dltheory.widgets import choice, explore
 
     if grid is None:
-        steps = LRSizes.current().widget_steps if steps is None else int(steps)
+        steps = LRSizes.current().widget_steps if steps is None else V.check_int(
+            "steps", steps, minimum=1)
         grid = neuron_grid(steps)
+    elif not isinstance(grid, dict) or "settings" not in grid or "runs" not in grid:
+        raise TypeError(f"argument `grid` must be the dict of runs from neuron_grid, or None; "
+                        f"got {V._describe(grid)}")
     return explore(lambda alpha, init_scale, width, data, fig=None:
                    neuron_figure(grid, alpha, init_scale, width, data, fig=fig),
                    title="Two-layer Leaky ReLU net on 2-D data",
@@ -298,6 +343,10 @@ def neuron_explorer(steps: int | None = None, grid: dict | None = None):
 # --------------------------------------------------------------------------------------
 # Where the picture breaks: manipulated data
 # --------------------------------------------------------------------------------------
+
+
+#: The data sets :func:`manipulation_experiment` can train on.
+MANIPULATIONS = ("symmetric", "duplicated", "mirror dropped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +383,17 @@ def manipulation_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
     classifier with a suboptimal margin), which :func:`dltheory.margin.fragility_experiment`
     runs.
     """
-    sizes = LRSizes.current() if sizes is None else sizes
+    sizes = _check_sizes(sizes)
+    _check_leak_and_scale(alpha, init_scale)
+    schedule = loss_based_lr(alpha0)
+    V.check_seed("seed", seed)
+    if isinstance(which, (str, bytes)) or not isinstance(which, (tuple, list)) or not which:
+        raise TypeError(f"argument `which` must be a non-empty tuple of data set names; got "
+                        f"{which!r}")
+    unknown = set(which) - set(MANIPULATIONS)
+    if unknown:
+        raise ValueError(f"argument `which` must be among {MANIPULATIONS}; got "
+                         f"{sorted(unknown)}")
     x, y = symmetric_separable_data(sizes.n, sizes.d, gap=0.1, key=seed)
     svm0 = max_margin_linear(x, y)
     i = int(svm0.support[0])
@@ -345,14 +404,11 @@ def manipulation_experiment(sizes: LRSizes | None = None, *, alpha: float = 0.2,
     names, ratio, cos, lin, loss = [], [], [], [], []
     p0 = leaky_init(jax.random.key(0), sizes.d, sizes.width, init_scale)
     stacked = jax.tree.map(lambda a: np.asarray(a)[None], p0)
-    unknown = set(which) - set(sets)
-    if unknown:
-        raise ValueError(f"argument `which` must be among {tuple(sets)}; got {sorted(unknown)}")
     for name in which:
         xx, yy = sets[name]
         svm = max_margin_linear(xx, yy)
         run = train_margin_grid(leaky_apply, stacked, {"x": xx, "alpha": alpha}, yy,
-                                order=2, schedules=[loss_based_lr(alpha0)],
+                                order=2, schedules=[schedule],
                                 steps=sizes.steps, log_every=sizes.steps).member(0)
         p = run.final_params
         v = linear_part(p)

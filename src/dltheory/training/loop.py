@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import functools
 import math
-import numbers
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -194,14 +193,7 @@ def count_compilations() -> Iterator[Callable[[], int]]:
 
 
 def _key(name: str, key: Any) -> jax.Array:
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    if isinstance(key, jax.Array):
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-            return key
-        if key.shape == (2,) and key.dtype == jnp.uint32:
-            return jax.random.wrap_key_data(key)
-    raise TypeError(f"argument `{name}` must be an int seed or a jax PRNG key; got {key!r}")
+    return V.check_key(name, key)
 
 
 def _check_sizes(steps: int, log_every: int, chunk_steps: int | None) -> tuple[int, int, int]:

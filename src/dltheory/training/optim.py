@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +42,21 @@ class OptimizerSpec:
     factory: Callable[..., optax.GradientTransformation]
     hyperparams: Mapping[str, Any]
     static: tuple[tuple[str, Any], ...]
+
+    def __post_init__(self):
+        if not callable(self.factory):
+            raise TypeError(f"argument `factory` must be an optax optimizer factory such as "
+                            f"optax.sgd; got {self.factory!r}")
+        if not isinstance(self.hyperparams, Mapping):
+            raise TypeError(f"argument `hyperparams` must be a mapping of name -> number or "
+                            f"array; got {self.hyperparams!r}")
+        for name, value in self.hyperparams.items():
+            _check_numeric(name, value)
+        if not isinstance(self.static, tuple) or not all(
+                isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str)
+                for kv in self.static):
+            raise TypeError(f"argument `static` must be a tuple of (name, value) pairs; got "
+                            f"{self.static!r}")
 
     def grid_size(self) -> int | None:
         """Length of the swept hyperparameters (``None`` when every value is a scalar)."""
@@ -77,6 +93,26 @@ def _cached_update(factory, names, static):
     return _inject(factory, static, {name: 0.0 for name in names}).update
 
 
+#: Hyperparameters that are rates: numbers (or schedules) > 0.
+_RATES = ("learning_rate", "lr")
+#: Hyperparameters that must be numbers (or schedules), never other static values.
+_NUMERIC = _RATES + ("momentum", "b1", "b2", "eps", "eps_root", "weight_decay", "decay",
+                     "initial_scale")
+
+
+def _check_numeric(name: str, value: Any) -> None:
+    """A numeric hyperparameter: a finite scalar or a 1-D sweep; a rate is > 0."""
+    arr = np.asarray(value)
+    if arr.ndim > 1:
+        raise ValueError(f"hyperparameter `{name}` must be a scalar or a 1-D sweep; "
+                         f"got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or (arr.size and not np.all(np.isfinite(arr))):
+        raise ValueError(f"hyperparameter `{name}` must be finite; got {value!r}")
+    if name in _RATES and arr.size and not np.all(arr > 0):
+        raise ValueError(f"hyperparameter `{name}` must be > 0 (every value of a sweep); "
+                         f"got {value!r}")
+
+
 def optimizer(factory: Callable[..., optax.GradientTransformation], /,
               **hyperparams: Any) -> OptimizerSpec:
     """Describe an optax optimizer whose numeric hyperparameters stay out of compiled code.
@@ -97,15 +133,24 @@ def optimizer(factory: Callable[..., optax.GradientTransformation], /,
     if not callable(factory):
         raise TypeError(f"argument `factory` must be an optax optimizer factory such as "
                         f"optax.sgd; got {factory!r}")
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = None
+    if params is not None and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        for name in hyperparams:
+            if name not in params:
+                raise TypeError(f"hyperparameter `{name}` must be an argument of "
+                                f"{getattr(factory, '__name__', factory)}, one of "
+                                f"{sorted(params)}; got {name}={hyperparams[name]!r}")
     numeric, static = {}, []
     for name, value in hyperparams.items():
+        if name in _NUMERIC and value is not None and not _is_numeric(value) and \
+                not callable(value):
+            raise TypeError(f"hyperparameter `{name}` must be a number, a 1-D array or a "
+                            f"schedule; got {value!r}")
         if _is_numeric(value):
-            arr = np.asarray(value)
-            if arr.ndim > 1:
-                raise ValueError(f"hyperparameter `{name}` must be a scalar or a 1-D sweep; "
-                                 f"got shape {arr.shape}")
-            if arr.size and not np.all(np.isfinite(arr)):
-                raise ValueError(f"hyperparameter `{name}` must be finite; got {value!r}")
+            _check_numeric(name, value)
             # optax's inject_hyperparams takes NumPy scalars for static arguments
             numeric[name] = value.item() if isinstance(value, np.generic) else value
         else:

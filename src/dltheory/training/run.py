@@ -69,17 +69,19 @@ def train(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
     if metrics is not None and not callable(metrics):
         raise TypeError(f"argument `metrics` must be callable or None; got {metrics!r}")
     n_int, per_chunk, n_chunks = _check_sizes(steps, log_every, chunk_steps)
+    key = _key("key", key)
     update, init, hparams = _as_spec_parts(optimizer)
     if any(np.ndim(v) for v in hparams.values()):
         raise ValueError("argument `optimizer` sweeps hyperparameters (1-D values); "
                          "use dltheory.training.sweep for a grid")
     graphdef, p, aux = _split(params)
+    _check_params("params", p)
     batches = batches if is_batch_source(batches) else FullBatch(batches)
     prog = _Program(_wrap(loss_fn, graphdef), update, _wrap(metrics, graphdef), log_every,
                     per_chunk)
     carry = (p, init(p, hparams), jnp.asarray(0, jnp.int32), jnp.asarray(-1, jnp.int32))
     carry, log_steps, out, div = _drive(prog, False, None, carry, batches, aux, eval_data,
-                                        _key("key", key), steps, n_int, per_chunk, n_chunks,
+                                        key, steps, n_int, per_chunk, n_chunks,
                                         progress, "train")
     d = int(div)
     final_params = carry[0] if graphdef is None else nnx.merge(graphdef, carry[0], aux)
@@ -88,6 +90,23 @@ def train(loss_fn: Callable[[Any, Any], jax.Array], params: Any,
         warnings.warn(f"loss became non-finite: {result.status}", DivergenceWarning,
                       stacklevel=2)
     return result
+
+
+def _check_params(name: str, params: Any) -> None:
+    """Trainable parameters: at least one array, every leaf a floating array."""
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise ValueError(f"argument `{name}` must hold at least one parameter array to train; "
+                         f"got {params!r}")
+    for leaf in leaves:
+        try:
+            ok = not isinstance(leaf, (str, bytes, bool)) and jnp.issubdtype(
+                jnp.result_type(leaf), jnp.inexact)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise TypeError(f"argument `{name}` must be a pytree of floating arrays (or an "
+                            f"nnx module); it holds {leaf!r}")
 
 
 _keys_from_seeds = jax.jit(jax.vmap(jax.random.key))
@@ -187,13 +206,19 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
     """
     if not callable(loss_fn):
         raise TypeError(f"argument `loss_fn` must be callable; got {loss_fn!r}")
+    if metrics is not None and not callable(metrics):
+        raise TypeError(f"argument `metrics` must be callable or None; got {metrics!r}")
     if batch_axis not in (None, 0):
         raise ValueError(f"argument `batch_axis` must be None or 0; got {batch_axis!r}")
     if seeds is not None:
-        seeds = [V.check_int("seeds[i]", s, minimum=0, maximum=2**32 - 1) for s in seeds]
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+            raise TypeError(f"argument `seeds` must be a sequence of integer seeds; got "
+                            f"{seeds!r}")
+        seeds = [V.check_seed("seeds[i]", s) for s in seeds]
         if not seeds:
             raise ValueError("argument `seeds` must not be empty")
     n_int, per_chunk, n_chunks = _check_sizes(steps, log_every, chunk_steps)
+    key = _key("key", key)
     update, init_opt, hparams = _as_spec_parts(optimizer)
     spec_size = optimizer.grid_size() if isinstance(optimizer, OptimizerSpec) else None
     if batch_axis == 0 and is_batch_source(batches):
@@ -208,9 +233,11 @@ def sweep(loss_fn: Callable[[Any, Any], jax.Array], init: Any,
     if seeds is not None:  # one compiled call, not one dispatch per seed
         keys = _keys_from_seeds(np.asarray(seeds, dtype=np.uint32))
     else:
-        keys = jnp.broadcast_to(_key("key", key), (g,))
+        keys = jnp.broadcast_to(key, (g,))
     hp = {k: jnp.broadcast_to(jnp.asarray(v), (g,)) for k, v in hparams.items()}
 
+    if not callable(init) or isinstance(init, nnx.Module):
+        _check_params("init", _split(init)[1])
     if callable(init) and not isinstance(init, nnx.Module):
         graphdef, aux = _probe(init)
         params, opt_state = _grid_init(init, init_opt)(keys, hp)
