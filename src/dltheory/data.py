@@ -101,15 +101,17 @@ def digits(*, test_fraction: float = 0.2, seed: int = 0, standardize: bool = Tru
       Alpaydin, Kaynak (1998), Optical Recognition of Handwritten Digits, UCI ML
       Repository; scikit-learn's ``load_digits``.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     V.check_in_range("test_fraction", test_fraction, 0.0, 1.0,
                      low_inclusive=False, high_inclusive=False)
     seed = V.check_int("seed", seed, minimum=0)
-    x, y = load_digits(return_X_y=True)
     if classes is not None:
         classes = _check_classes(classes)
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    if classes is not None:
         keep = np.isin(y, classes)
         x, y = x[keep], np.searchsorted(np.array(sorted(classes)), y[keep])
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction,

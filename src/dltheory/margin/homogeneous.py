@@ -388,6 +388,7 @@ def cnn_margin_run(sizes: HMSizes | None = None, *, root: str | None = None,
     if schedule is not None and not isinstance(schedule, Schedule):
         raise TypeError(f"argument `schedule` must be constant_lr(...), loss_based_lr(...) or "
                         f"None; got {schedule!r}")
+    D._data_root(root)  # a bad `root` is rejected before the model is built
     model = models.ConvNet(rngs=nnx.Rngs(V.check_seed("seed", seed)), bias=False,
                            channels=channels)
     ds = D.cifar10(root, limit=sizes.cnn_examples, download=download)
