@@ -401,37 +401,6 @@ RECORDS = {
 # --------------------------------------------------------------------------------------
 
 PENDING = {
-    'claims.Bound': {
-        'low': 'accepted without an error; returns NaN without an error',
-    },
-    'claims.Claim': {
-        'label': 'accepted without an error',
-        'bound': 'accepted without an error',
-        'chapter': 'accepted without an error',
-    },
-    'claims.at_least': {
-        'low': 'accepted without an error; returns NaN without an error',
-    },
-    'claims.at_most': {
-        'high': 'accepted without an error; returns NaN without an error',
-    },
-    'claims.check': {
-        'value': 'foreign error (ClaimFailed)',
-    },
-    'claims.evaluate': {
-        'glued': 'error does not name the argument',
-    },
-    'claims.publish': {
-        'glued': 'error does not name the argument',
-    },
-    'claims.ledger_line': {
-        'claims': 'error does not name the argument',
-        'root': 'accepted without an error',
-    },
-    'claims.claims_page': {
-        'root': 'error does not name the argument',
-        'title': 'accepted without an error',
-    },
     'normalization.core.ScaleInvariantMLP': {
         'sizes': 'error does not name the argument; foreign error (IndexError); foreign error (ZeroDivisionError)',
         'rngs': 'foreign error (AttributeError)',
@@ -520,22 +489,6 @@ PENDING = {
     },
     'normalization.paper.cifar_equilibrium': {
         'configs': 'foreign error (FileNotFoundError)',
-    },
-    'exercises.digests': {
-        'values': 'error does not name the argument',
-        'rel': 'accepted without an error; error does not name the argument; foreign error (ZeroDivisionError)',
-        'label': 'accepted without an error',
-    },
-    'exercises.NumericAnswer': {
-        'rel': 'accepted without an error; returns NaN without an error',
-        'digests': 'accepted without an error',
-        'label': 'accepted without an error',
-    },
-    'exercises.CodeAnswer': {
-        'rtol': 'accepted without an error; returns NaN without an error',
-        'reference': 'accepted without an error',
-        'cases': 'accepted without an error',
-        'label': 'accepted without an error',
     },
 }
 
@@ -961,7 +914,7 @@ case("training.run.sweep",
      {"seeds": ([], [-1], [1.5], 3), "batch_axis": (1, "0"), "devices": ([],),
       "init": ({}, "abc")})
 
-# -- claims (its owner fixes the rows marked xfail) ------------------------------------
+# -- claims ----------------------------------------------------------------------------
 
 
 def _claim_fields():

@@ -86,6 +86,25 @@ def test_every_chapter_page_is_complete(book):
         assert f"https://colab.research.google.com/github/{owner_repo}/blob/colab/{rel}" in page
         assert len(re.findall(r'class="[^"]*\bexercise\b', page)) >= 3, f"{rel}: exercises"
         assert "Traceback" not in text, rel
+        # each theorem is followed by its ledger line, and the chapter ends with its claims
+        theorems = len(re.findall(r'class="[^"]*\b(theorem|conjecture)\b', page))
+        assert text.count("Checked by") >= theorems >= 1, f"{rel}: ledger lines"
+        assert "The claims of this chapter" in text and "test_claim_" in text, rel
+
+
+@pytest.mark.slow
+def test_claims_page_lists_every_claim_with_this_builds_values(book):
+    """book/claims.md: one row per registered claim, every value and status filled in
+    from the chapters' builds, and the status of each the one its chapter computed."""
+    from dltheory import claims
+
+    page = (book.html / "book" / "claims.html").read_text()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "{glue" not in page and "Traceback" not in text
+    for c in claims.CLAIMS:
+        assert c.test_name in text, c.label
+    statuses = re.findall(r"\b(holds|does not hold|tested)\b", text)
+    assert len(statuses) >= len(claims.CLAIMS)
 
 
 @pytest.mark.slow

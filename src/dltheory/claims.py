@@ -26,7 +26,9 @@ import dataclasses
 import math
 import pathlib
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
+
+from . import validation as V
 
 __all__ = ["Bound", "Claim", "CLAIMS", "ClaimFailed", "at_least", "at_most", "between",
            "Ledger", "get", "check", "evaluate", "publish", "ledger_line", "claims_page", "chapters"]
@@ -46,6 +48,9 @@ class Bound:
     def __post_init__(self):
         if self.low is None and self.high is None:
             raise ValueError("a Bound needs `low`, `high` or both")
+        for name in ("low", "high"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, V.check_finite(name, getattr(self, name)))
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"Bound: `low` ({self.low}) must be below `high` ({self.high})")
 
@@ -107,6 +112,29 @@ class Claim:
     bound: Bound
     value: str | None = None
     fmt: str = ".3g"
+
+    def __post_init__(self):
+        for name in ("label", "chapter", "paper", "statement", "measures", "test", "fmt"):
+            V.check_instance(name, getattr(self, name), str, "string")
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", self.label):
+            raise ValueError(f"argument `label` must be lowercase words joined by hyphens; "
+                             f"got {self.label!r}")
+        if not re.fullmatch(r"[a-z_]+/[a-z_]+", self.chapter):
+            raise ValueError(f"argument `chapter` must be a chapter path like "
+                             f"'margin/two_layer_leaky_relu'; got {self.chapter!r}")
+        if not re.fullmatch(r"tests/test_\w+\.py::test_claim_\w+", self.test):
+            raise ValueError(f"argument `test` must look like "
+                             f"'tests/test_x.py::test_claim_y'; got {self.test!r}")
+        V.check_instance("bound", self.bound, Bound, "Bound")
+        if self.theorem is not None:
+            V.check_instance("theorem", self.theorem, str, "string or None")
+        if self.value is not None:
+            V.check_instance("value", self.value, str, "expression string or None")
+            try:
+                ast.parse(self.value, mode="eval")
+            except SyntaxError:
+                raise ValueError(f"argument `value` must be a Python expression over glued "
+                                 f"names; got {self.value!r}") from None
 
     @property
     def test_name(self) -> str:
@@ -388,6 +416,14 @@ def check(label: str, value: Any) -> float:
     Used by the ``test_claim_*`` tests, so the tolerance the book shows is the one tested.
     """
     claim = get(label)
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"argument `value` must be a real number (the measured value of "
+                        f"{label!r}); got {value!r} of type {type(value).__name__}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument `value` must be a real number (the measured value of "
+                        f"{label!r}); got {value!r} of type {type(value).__name__}") from None
     if not claim.bound.holds(value):
         raise ClaimFailed(f"claim {label!r} ({claim.measures}): measured {value!r}, needs "
                           f"{claim.bound.text()}")
@@ -402,6 +438,7 @@ def evaluate(chapter: str, glued: dict[str, Any] | None = None) -> list[tuple[Cl
     if glued is None:
         from . import notebook
         glued = notebook.glued()
+    V.check_instance("glued", glued, Mapping, "mapping of glued names to values")
     out = []
     for c in CLAIMS:
         if c.chapter != chapter:
@@ -409,6 +446,11 @@ def evaluate(chapter: str, glued: dict[str, Any] | None = None) -> list[tuple[Cl
         v = c.measure(glued)
         out.append((c, v, None if v is None else c.bound.holds(v)))
     return out
+
+
+def _check_root(root: Any) -> None:
+    if root is not None:
+        V.check_instance("root", root, pathlib.PurePath, "path to the repository, or None")
 
 
 def _repo_root(start: pathlib.Path | None = None) -> pathlib.Path | None:
@@ -443,6 +485,14 @@ def _source_url(claim: Claim, root: pathlib.Path | None, line: bool = True) -> s
 def ledger_line(claims: Iterable[tuple[Claim, float | None, bool | None]],
                 root: pathlib.Path | None = None) -> str:
     """One Markdown line for a theorem: each claim's test, measured value, bound, status."""
+    _check_root(root)
+    if not isinstance(claims, Iterable) or isinstance(claims, (str, bytes)):
+        raise TypeError(f"argument `claims` must be an iterable of (Claim, value, holds) "
+                        f"triples; got {claims!r}")
+    claims = list(claims)
+    if not all(isinstance(t, tuple) and len(t) == 3 and isinstance(t[0], Claim) for t in claims):
+        raise TypeError(f"argument `claims` must hold (Claim, value, holds) triples; got "
+                        f"{claims!r}")
     parts = []
     for c, v, ok in claims:
         url = _source_url(c, root)
@@ -525,6 +575,10 @@ def _status(v: float | None, ok: bool | None) -> str:
 def claims_page(root: pathlib.Path | None = None, title: str = "The claims ledger") -> str:
     """The Markdown of ``book/claims.md``: every claim, by chapter, with glued values
     (tests linked to the repository named in ``root/_config.yml``)."""
+    _check_root(root)
+    V.check_instance("title", title, str, "string")
+    if not title.strip():
+        raise ValueError("argument `title` must be a non-empty string")
     lines = [
         f"# {title}", "",
         "Every number this book claims to reproduce, the paper it comes from, the test in "

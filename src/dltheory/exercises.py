@@ -24,6 +24,8 @@ import importlib
 import math
 from typing import Any, Callable, Sequence
 
+from . import validation as V
+
 __all__ = ["Verdict", "NumericAnswer", "CodeAnswer", "EXERCISES", "check", "digests"]
 
 _SALT = "dltheory-exercises-v1"
@@ -48,6 +50,20 @@ class Verdict:
             ":" + self.message.split(":", 1)[1] if ":" in self.message else "")
 
 
+def _check_label(label: Any) -> str:
+    V.check_instance("label", label, str, "string")
+    if not label.strip():
+        raise ValueError("argument `label` must be a non-empty string (the exercise's label)")
+    return label
+
+
+def _check_rel(rel: Any) -> float:
+    rel = V.check_positive("rel", rel)
+    if rel >= 1:
+        raise ValueError(f"argument `rel` must be a relative spacing in (0, 1); got {rel!r}")
+    return rel
+
+
 def _position(x: float, rel: float) -> str:
     """The grid cell of ``x``: its sign and its index on a log grid of spacing ``rel``."""
     if x == 0:
@@ -63,9 +79,14 @@ def digests(label: str, values: Sequence[float], rel: float = 0.01) -> tuple[fro
     """The digests :class:`NumericAnswer` stores for the reference ``values``: for each,
     its own grid cell and both neighbours (so the acceptance window does not depend on
     where the value falls in its cell)."""
+    _check_label(label)
+    rel = _check_rel(rel)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise TypeError(f"argument `values` must be a non-empty sequence of numbers; got "
+                        f"{values!r}")
+    values = [V.check_finite(f"values[{i}]", v) for i, v in enumerate(values)]
     out = []
     for i, v in enumerate(values):
-        v = float(v)
         if v == 0:
             out.append(frozenset({_digest(label, i, "0")}))
             continue
@@ -84,6 +105,16 @@ class NumericAnswer:
     digests: tuple[tuple[str, ...], ...]
     hint: str
     rel: float = 0.01
+
+    def __post_init__(self):
+        _check_label(self.label)
+        object.__setattr__(self, "rel", _check_rel(self.rel))
+        ok = isinstance(self.digests, tuple) and self.digests and all(
+            isinstance(d, tuple) and d and all(isinstance(h, str) for h in d)
+            for d in self.digests)
+        if not ok:
+            raise TypeError(f"argument `digests` must be a non-empty tuple of tuples of digest "
+                            f"strings (see dltheory.exercises.digests); got {self.digests!r}")
 
     def check(self, answer: Any) -> Verdict:
         values = answer if isinstance(answer, (tuple, list)) else (answer,)
@@ -118,6 +149,25 @@ class CodeAnswer:
     cases: tuple[tuple[Any, ...], ...]
     hint: str
     rtol: float = 1e-6
+
+    def __post_init__(self):
+        _check_label(self.label)
+        object.__setattr__(self, "rtol", V.check_nonnegative("rtol", self.rtol))
+        V.check_instance("reference", self.reference, str, "string 'module:function'")
+        module, sep, name = self.reference.partition(":")
+        if not sep or not module or not name:
+            raise ValueError(f"argument `reference` must be 'module:function'; got "
+                             f"{self.reference!r}")
+        try:
+            ref = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            raise ValueError(f"argument `reference` must name a function of the package; "
+                             f"{self.reference!r} does not exist") from None
+        V.check_callable("reference", ref)
+        if not (isinstance(self.cases, tuple) and self.cases
+                and all(isinstance(c, tuple) for c in self.cases)):
+            raise TypeError(f"argument `cases` must be a non-empty tuple of argument tuples; "
+                            f"got {self.cases!r}")
 
     def check(self, answer: Any) -> Verdict:
         import numpy as np
