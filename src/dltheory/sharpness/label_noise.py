@@ -57,7 +57,7 @@ __all__ = [
     "weights", "predict", "loss", "hessian_trace", "test_mse", "min_l1_interpolant",
     "limiting_flow", "toy_experiment", "time_scale_experiment",
     "sample_complexity_experiment", "explorer_grid", "explorer_run", "explorer_figure",
-    "explorer",
+    "explorer", "METRICS", "NOISES",
 ]
 
 NOISES = ("rademacher", "gaussian")
@@ -77,6 +77,17 @@ class SparseProblem:
     x: np.ndarray
     y: np.ndarray
     w_star: np.ndarray
+
+    def __post_init__(self):
+        x = V.check_array("x", self.x, ndim=2)
+        y = V.check_array("y", self.y, ndim=1)
+        w = V.check_array("w_star", self.w_star, ndim=1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"argument `y` must have one label per row of `x` ({x.shape[0]}); "
+                             f"got {y.shape[0]}")
+        if w.shape[0] != x.shape[1]:
+            raise ValueError(f"argument `w_star` must have one entry per column of `x` "
+                             f"({x.shape[1]}); got {w.shape[0]}")
 
     @property
     def n(self) -> int:
@@ -116,6 +127,68 @@ def sparse_problem(n: int, d: int, kappa: int = 2, *, seed: int = 0) -> SparsePr
     return SparseProblem(x, x @ w, w)
 
 
+def _is_traced(a: Any) -> bool:
+    return isinstance(a, jax.core.Tracer)
+
+
+def _array(name: str, value: Any, min_ndim: int = 0) -> Any:
+    """``value`` as an array (a JAX or NumPy array is kept, tracers included) with at
+    least ``min_ndim`` dimensions; concrete values must be finite."""
+    if isinstance(value, (str, bytes, dict)) or value is None or isinstance(value, bool):
+        raise TypeError(f"argument `{name}` must be an array of real numbers; got "
+                        f"{V._describe(value)}")
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        try:
+            value = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise TypeError(f"argument `{name}` must be an array of real numbers; got "
+                            f"{V._describe(value)}") from None
+    if value.ndim < min_ndim:
+        raise ValueError(f"argument `{name}` must be an array with at least {min_ndim} "
+                         f"dimension(s); got shape {tuple(value.shape)}")
+    if not _is_traced(value):
+        arr = np.asarray(value)
+        if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"argument `{name}` must be an array of finite real numbers; "
+                             f"got {V._describe(value)} with non-finite entries")
+    return value
+
+
+def _params(params: Any, name: str = "params") -> tuple[Any, Any]:
+    """``(u, v)`` of a parameter dict: arrays of one shape with at least one axis."""
+    if not isinstance(params, dict) or "u" not in params or "v" not in params:
+        raise TypeError(f"argument `{name}` must be a dict with arrays 'u' and 'v' (the two "
+                        f"halves of theta); got {V._describe(params)}")
+    u = _array(f"{name}['u']", params["u"], 1)
+    v = _array(f"{name}['v']", params["v"], 1)
+    if u.shape != v.shape:
+        raise ValueError(f"arguments `{name}['u']` and `{name}['v']` must have one shape; got "
+                         f"{tuple(u.shape)} and {tuple(v.shape)}")
+    return u, v
+
+
+def _inputs(name: str, x: Any, d: int) -> Any:
+    """Inputs of shape ``(..., N, d)``."""
+    x = _array(name, x, 2)
+    if x.shape[-1] != d:
+        raise ValueError(f"argument `{name}` must have shape (..., N, {d}) (d = {d} as in "
+                         f"`params`); got {tuple(x.shape)}")
+    return x
+
+
+def _examples(name: str, value: Any, shape: tuple) -> Any:
+    """One value per example: an array of shape ``shape`` (or one that broadcasts to it)."""
+    value = _array(name, value)
+    try:
+        ok = np.broadcast_shapes(tuple(value.shape), tuple(shape)) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"argument `{name}` must have shape {tuple(shape)} (one value per "
+                         f"example of `x`); got {tuple(value.shape)}")
+    return value
+
+
 def init_params(d: int, scale: float = 1.0, members: int | None = None) -> dict:
     """``u = v = scale * 1``: the model is zero at initialization. With ``members``, the
     arrays have a leading axis of that length."""
@@ -127,12 +200,15 @@ def init_params(d: int, scale: float = 1.0, members: int | None = None) -> dict:
 
 def weights(params: dict) -> jax.Array:
     """The linear predictor ``w = u * u - v * v`` (any leading axes)."""
-    return params["u"] ** 2 - params["v"] ** 2
+    u, v = _params(params)
+    return u ** 2 - v ** 2
 
 
 def predict(params: dict, x: jax.Array) -> jax.Array:
     """``f(theta; x_n) = <w, x_n>`` for inputs ``x`` of shape ``(..., N, d)``."""
-    return jnp.einsum("...nd,...d->...n", x, weights(params))
+    w = weights(params)
+    x = _inputs("x", x, w.shape[-1])
+    return jnp.einsum("...nd,...d->...n", x, w)
 
 
 def _mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -148,9 +224,19 @@ def loss(params: dict, batch: dict) -> jax.Array:
     ``(..., N)`` (1 for the examples in use) and ``weight`` ``(...)`` (each member's loss
     is multiplied by it: with SGD, a learning-rate factor).
     """
-    per_member = _mean((predict(params, batch["x"]) - batch["y"]) ** 2, batch.get("mask"))
+    if not isinstance(batch, dict) or "x" not in batch or "y" not in batch:
+        raise TypeError(f"argument `batch` must be a dict with arrays 'x' and 'y' (and "
+                        f"optionally 'mask', 'weight'); got {V._describe(batch)}")
+    w = weights(params)
+    f = jnp.einsum("...nd,...d->...n", _inputs("batch['x']", batch["x"], w.shape[-1]), w)
+    y = _examples("batch['y']", batch["y"], f.shape)
+    mask = batch.get("mask")
+    if mask is not None:
+        mask = _examples("batch['mask']", mask, f.shape)
+    per_member = _mean((f - y) ** 2, mask)
     if batch.get("weight") is not None:
-        per_member = per_member * batch["weight"]
+        per_member = per_member * _examples("batch['weight']", batch["weight"],
+                                            per_member.shape)
     return jnp.sum(per_member)
 
 
@@ -171,14 +257,23 @@ def hessian_trace(params: dict, x: jax.Array, mask: jax.Array | None = None) -> 
     Returns:
       The trace per member, shape ``(...)``.
     """
-    per_example = jnp.einsum("...nd,...d->...n", x ** 2, params["u"] ** 2 + params["v"] ** 2)
+    u, v = _params(params)
+    x = _inputs("x", x, u.shape[-1])
+    per_example = jnp.einsum("...nd,...d->...n", x ** 2, u ** 2 + v ** 2)
+    if mask is not None:
+        mask = _examples("mask", mask, per_example.shape)
     return 8.0 * _mean(per_example, mask)
 
 
 def test_mse(params: dict, w_star: jax.Array) -> jax.Array:
     """The test error ``E_x (f(theta; x) - <w*, x>)^2 = |w - w*|^2`` for inputs with
     i.i.d. uniform +-1 entries (exact, no test sample needed)."""
-    return jnp.sum((weights(params) - w_star) ** 2, axis=-1)
+    w = weights(params)
+    w_star = _array("w_star", w_star, 1)
+    if w_star.shape[-1] != w.shape[-1]:
+        raise ValueError(f"argument `w_star` must have {w.shape[-1]} entries per member (d "
+                         f"of `params`); got shape {tuple(w_star.shape)}")
+    return jnp.sum((w - w_star) ** 2, axis=-1)
 
 
 def min_l1_interpolant(x: Any, y: Any) -> np.ndarray:
@@ -199,7 +294,8 @@ def min_l1_interpolant(x: Any, y: Any) -> np.ndarray:
     res = linprog(np.ones(2 * d), A_eq=np.hstack([x, -x]), b_eq=y, bounds=(0, None),
                   method="highs")
     if res.status != 0:
-        raise ValueError(f"no w solves x @ w = y (the linear program says: {res.message})")
+        raise ValueError(f"arguments `x` and `y` must admit a w with x @ w = y; the linear "
+                         f"program says: {res.message}")
     return res.x[:d] - res.x[d:]
 
 
@@ -238,6 +334,30 @@ class LabelNoise:
     weight: Any
     batch_size: int = 1
     noise: str = "rademacher"
+
+    def __post_init__(self):
+        V.check_int("batch_size", self.batch_size, minimum=1)
+        V.check_choice("noise", self.noise, NOISES)
+        # the data only when it is concrete: JAX rebuilds the pytree with tracers or
+        # placeholders as leaves
+        leaves = (self.x, self.y, self.size, self.sigma, self.weight)
+        if all(isinstance(a, (np.ndarray, jax.Array)) and not _is_traced(a) for a in leaves):
+            x = np.asarray(self.x)
+            if x.ndim != 3:
+                raise ValueError(f"argument `x` must have shape (M, N, d); got {x.shape} "
+                                 f"(LabelNoise.of also takes one problem of shape (N, d))")
+            m, n = x.shape[:2]
+            for name, shape in (("y", (m, n)), ("size", (m,)), ("sigma", (m,)),
+                                ("weight", (m,))):
+                if np.shape(getattr(self, name)) != shape:
+                    raise ValueError(f"argument `{name}` must have shape {shape}; got "
+                                     f"{np.shape(getattr(self, name))}")
+            V.check_array("sigma", self.sigma, nonnegative=True)
+            V.check_array("weight", self.weight, positive=True)
+            size = np.asarray(self.size)
+            if np.any(size < 1) or np.any(size > n):
+                raise ValueError(f"argument `size` must be whole numbers of examples in "
+                                 f"[1, {n}]; got {size.tolist()}")
 
     @classmethod
     def of(cls, x: Any, y: Any, *, sigma: Any = 1.0, batch_size: int = 1,
@@ -401,13 +521,12 @@ def limiting_flow(problem: SparseProblem, params: dict, *, s_max: float,
     """
     V.check_instance("problem", problem, SparseProblem)
     if problem.n >= problem.d:
-        raise ValueError(f"the manifold of minimizers needs fewer examples than dimensions; "
-                         f"got N = {problem.n}, d = {problem.d}")
+        raise ValueError(f"argument `problem` must have fewer examples than dimensions (for a "
+                         f"manifold of minimizers); got N = {problem.n}, d = {problem.d}")
     s_max = V.check_positive("s_max", s_max)
     num = V.check_int("num", num, minimum=1)
-    u = V.check_array("params['u']", params["u"], ndim=1)
-    v = V.check_array("params['v']", params["v"], ndim=1)
-    if u.shape != (problem.d,) or v.shape != (problem.d,):
+    u, v = (np.asarray(a, np.float64) for a in _params(params))
+    if u.shape != (problem.d,):
         raise ValueError(f"arguments `params['u']`, `params['v']` must have shape "
                          f"({problem.d},); got {u.shape} and {v.shape}")
     theta = jnp.asarray(np.concatenate([u, v]), jnp.float32)
@@ -459,7 +578,7 @@ class LabelNoiseSizes(Preset):
     sc_sizes: tuple[int, ...] = (6, 8, 10, 12, 14, 16, 20, 24)
     sc_fractions: tuple[float, ...] = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     sc_seeds: int = 3
-    sc_bp_seeds: int = 20
+    sc_bp_seeds: int = 12
     sc_steps: int = 150_000
     sc_gd_steps: int = 4000
     sc_threshold: float = 0.2
@@ -903,33 +1022,60 @@ def explorer_grid(sizes: LabelNoiseSizes | None = None, *, key: int = 0,
             "steps": s.widget_steps}
 
 
+_GRID_KEYS = ("sigmas", "lrs", "runs", "replicas", "flow", "gd_test", "trace0", "target",
+              "steps")
+#: The metrics :func:`explorer_run` can read.
+METRICS = ("trace", "test_mse", "train_mse", "loss")
+
+
+def _check_grid(grid: Any) -> dict:
+    if not isinstance(grid, dict) or any(k not in grid for k in _GRID_KEYS):
+        raise TypeError(f"argument `grid` must be the dict from explorer_grid (keys "
+                        f"{', '.join(_GRID_KEYS)}); got {V._describe(grid)}")
+    return grid
+
+
+def _setting(grid: dict, sigma: Any, lr: Any) -> tuple[int, int]:
+    """Indices of a setting of the grid (``sigma`` and ``lr`` must be among its values)."""
+    sigma = V.check_choice("sigma", V.check_finite("sigma", sigma), grid["sigmas"])
+    lr = V.check_choice("lr", V.check_finite("lr", lr), grid["lrs"])
+    return grid["sigmas"].index(sigma), grid["lrs"].index(lr)
+
+
 def explorer_run(grid: dict, sigma: float, lr: float, name: str) -> tuple:
-    """``(steps, values, diverged_at)`` of metric ``name`` for one setting of
-    :func:`explorer_grid`, the mean over its replicas."""
-    if not isinstance(grid, dict) or "runs" not in grid:
-        raise TypeError(f"argument `grid` must be the dict from explorer_grid; got "
-                        f"{V._describe(grid)}")
-    i = grid["lrs"].index(V.check_choice("lr", float(lr), grid["lrs"]))
-    j = grid["sigmas"].index(V.check_choice("sigma", float(sigma), grid["sigmas"]))
+    """``(steps, values, diverged_at)`` of metric ``name`` (one of :data:`METRICS`) for one
+    setting of :func:`explorer_grid`, the mean over its replicas."""
+    grid = _check_grid(grid)
+    j, i = _setting(grid, sigma, lr)
+    V.check_choice("name", name, METRICS)
     r = grid["replicas"]
     run = grid["runs"]
-    values = run[name][i][:, j * r:(j + 1) * r].mean(axis=1)
+    values = run[name][i]
+    if values.ndim == 2:          # per-member metrics: the replicas of this noise level
+        values = values[:, j * r:(j + 1) * r].mean(axis=1)
     d = int(run.diverged_at[i])
     return run.steps, values, (None if d < 0 else d)
 
 
 def explorer_figure(grid: dict, sigma: float, lr: float, fig: Any = None):
     """One setting of the widget: the trace of the Hessian (with the limiting flow's
-    prediction for this ``sigma`` and ``lr``) and the test error against steps."""
+    prediction for this ``sigma`` and ``lr``) and the test error against steps.
+
+    ``fig`` is the figure of the previous setting to draw into again (or ``None``)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     from dltheory import plotting
 
+    _setting(_check_grid(grid), sigma, lr)
+    if fig is not None and not isinstance(fig, Figure):
+        raise TypeError(f"argument `fig` must be None or the figure this function returned; "
+                        f"got {V._describe(fig)}")
     k, tr, d = explorer_run(grid, sigma, lr, "trace")
     te = explorer_run(grid, sigma, lr, "test_mse")[1]
     sigma, lr = float(sigma), float(lr)
     fig, (ax, bx) = plotting.figure(2, width=7.5, height=3.5,
                                     reuse="detached" if fig is None else fig)
-    from matplotlib.ticker import FuncFormatter
-
     for a in (ax, bx):
         a.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0"))
     plotting.curves(ax, k, tr, label="label-noise SGD", diverged_at=d, color="#1f5aa6")
@@ -959,11 +1105,9 @@ def explorer(grid: dict | None = None, sizes: LabelNoiseSizes | None = None):
     ``grid`` is a precomputed :func:`explorer_grid` (else it is computed here)."""
     from dltheory.widgets import choice, explore
 
-    if grid is None:
-        grid = explorer_grid(sizes)
-    elif not isinstance(grid, dict) or "runs" not in grid:
-        raise TypeError(f"argument `grid` must be the dict from explorer_grid, or None; got "
-                        f"{V._describe(grid)}")
+    if sizes is not None:
+        V.check_instance("sizes", sizes, LabelNoiseSizes, "LabelNoiseSizes preset or None")
+    grid = explorer_grid(sizes) if grid is None else _check_grid(grid)
     sig_default = 1.0 if 1.0 in grid["sigmas"] else grid["sigmas"][-1]
     lr_default = 0.002 if 0.002 in grid["lrs"] else grid["lrs"][len(grid["lrs"]) // 2]
     return explore(lambda sigma, lr, fig=None: explorer_figure(grid, sigma, lr, fig=fig),
