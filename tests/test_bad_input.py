@@ -371,6 +371,8 @@ EXCEPTIONS = {"claims.ClaimFailed", "training.loop.DivergenceWarning",
 #: diverged run, an undefined smoothed margin). The functions that take them as input
 #: check their type.
 RECORDS = {
+    "sharpness.label_noise.FlowResult", "sharpness.label_noise.ToyResult",
+    "sharpness.label_noise.TimeScaleResult", "sharpness.label_noise.SampleComplexityResult",
     "claims.Ledger", "data.Dataset", "paper.Budget",
     "lowrank.convex.NuclearNormResult", "lowrank.flow.FlowResult", "lowrank.glrl.GLRLResult",
     "lowrank.sensing.PlateauResult", "lowrank.sensing.UnderParamResult",
@@ -1107,6 +1109,80 @@ case("normalization.figures.growth_grid", {"steps": 2, "width": 2, "examples": 2
 case("normalization.figures.widget_grid", {"steps": 2, "batch_size": 2, "width": 2})
 case("normalization.paper.cifar_equilibrium", lambda: {"root": NO_CIFAR},
      {"configs": ([], 3), "sizes": (3,)})
+
+
+# -- sharpness.label_noise ---------------------------------------------------------------
+def ln_sizes():
+    from dltheory.sharpness.label_noise import LabelNoiseSizes
+
+    return LabelNoiseSizes(n=3, d=6, steps=2, replicas=1, gd_steps=2, ts_steps=2,
+                           ts_replicas=1, widget_steps=2, sc_dims=(4,), sc_sizes=(2,),
+                           sc_fractions=(1.0,), sc_seeds=1, sc_bp_seeds=1, sc_steps=2,
+                           sc_gd_steps=2)
+
+
+def ln_problem():
+    from dltheory.sharpness.label_noise import sparse_problem
+
+    return sparse_problem(3, 6, 1)
+
+
+def ln_grid():
+    return {"sigmas": (0.0, 1.0), "lrs": (0.001,), "runs": None, "replicas": 1, "flow": None,
+            "gd_test": 1.0, "trace0": 1.0, "target": 1.0, "steps": 2}
+
+
+LN_PARAMS = {"u": np.ones(3), "v": np.ones(3)}
+LN_BAD_PARAMS = (3, {}, {"u": np.ones(3), "v": np.ones(2)},
+                 {"u": np.full(3, NAN), "v": np.ones(3)}, {"u": "abc", "v": np.ones(3)})
+LN_X = np.ones((2, 3))
+LN_BAD_X = ("abc", np.ones(3), np.ones((2, 4)), np.full((2, 3), NAN))
+_preset("sharpness.label_noise.LabelNoiseSizes")
+case("sharpness.label_noise.SparseProblem",
+     {"x": np.ones((2, 3)), "y": np.ones(2), "w_star": np.ones(3)},
+     {"x": ("abc", np.ones(3), np.full((2, 3), NAN)), "y": (np.ones(3), np.ones((2, 1))),
+      "w_star": (np.ones(2), "abc")}, auto=False)
+case("sharpness.label_noise.LabelNoise",
+     {"x": np.ones((1, 2, 3)), "y": np.ones((1, 2)), "size": np.array([2]),
+      "sigma": np.array([1.0]), "weight": np.ones(1)},
+     {"x": (np.ones((2, 3)),), "y": (np.ones((1, 3)),),
+      "size": (np.array([3]), np.array([0]), np.array([1, 1])),
+      "sigma": (np.array([-1.0]), np.array([NAN])), "weight": (np.array([0.0]),),
+      "batch_size": COUNT, "noise": ("uniform", 3)}, auto=False)
+case("sharpness.label_noise.sparse_problem", {"n": 3, "d": 6}, {"kappa": (7,)})
+case("sharpness.label_noise.init_params", {"d": 3}, {"members": (0, 1.5, "2")})
+case("sharpness.label_noise.weights", {"params": LN_PARAMS}, {"params": LN_BAD_PARAMS})
+case("sharpness.label_noise.predict", {"params": LN_PARAMS, "x": LN_X},
+     {"params": LN_BAD_PARAMS, "x": LN_BAD_X})
+case("sharpness.label_noise.loss", {"params": LN_PARAMS, "batch": {"x": LN_X, "y": np.ones(2)}},
+     {"params": LN_BAD_PARAMS,
+      "batch": (3, {}, {"x": LN_X}, {"x": LN_X, "y": np.ones(3)},
+                {"x": LN_X, "y": np.ones(2), "mask": np.ones(3)},
+                {"x": LN_X, "y": np.full(2, NAN)}, {"x": "abc", "y": np.ones(2)})})
+case("sharpness.label_noise.hessian_trace", {"params": LN_PARAMS, "x": LN_X},
+     {"params": LN_BAD_PARAMS, "x": LN_BAD_X, "mask": (np.ones(3), "abc")})
+case("sharpness.label_noise.test_mse", {"params": LN_PARAMS, "w_star": np.ones(3)},
+     {"params": LN_BAD_PARAMS, "w_star": (np.ones(2), "abc", np.full(3, NAN))})
+case("sharpness.label_noise.min_l1_interpolant", {"x": LN_X, "y": np.ones(2)},
+     {"x": ("abc", np.ones(3), np.full((2, 3), NAN), np.ones((3, 3))),
+      "y": (np.ones(3), "abc", np.array([0.0, 1.0]))}, names={"y": ("y",)})
+case("sharpness.label_noise.limiting_flow",
+     lambda: {"problem": ln_problem(), "params": {"u": np.ones(6), "v": np.ones(6)},
+              "s_max": 0.1, "num": 2},
+     {"problem": (3, None), "params": LN_BAD_PARAMS + ({"u": np.ones(5), "v": np.ones(5)},),
+      "s_max": POSITIVE})
+case("sharpness.label_noise.toy_experiment", lambda: {"sizes": ln_sizes()})
+case("sharpness.label_noise.time_scale_experiment", lambda: {"sizes": ln_sizes()},
+     {"fractions": ((), [-1.0], "abc", [NAN], [[0.5]])})
+case("sharpness.label_noise.sample_complexity_experiment", lambda: {"sizes": ln_sizes()})
+case("sharpness.label_noise.explorer_grid", lambda: {"sizes": ln_sizes()},
+     {"toy": (3,), "replicas": COUNT})
+case("sharpness.label_noise.explorer_run",
+     {"grid": ln_grid(), "sigma": 1.0, "lr": 0.001, "name": "trace"},
+     {"grid": (3, {}), "sigma": (0.3, -0.1, NAN, "x"), "name": ("bogus", 3)}, skip=("sigma",))
+case("sharpness.label_noise.explorer_figure", {"grid": ln_grid(), "sigma": 1.0, "lr": 0.001},
+     {"grid": (3, {}), "sigma": (0.3, -0.1, NAN, "x")}, skip=("sigma",))
+case("sharpness.label_noise.explorer", {"grid": ln_grid()}, {"grid": (3, {})})
 
 
 # -- exercises and the newer sde modules (their owners fix the rows marked xfail) -------

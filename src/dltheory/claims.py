@@ -174,6 +174,7 @@ _GL = "lowrank/greedy_low_rank"
 _MS = "lowrank/incremental_sensing"
 _SI = "normalization/scale_invariance"
 _IL = "normalization/intrinsic_lr"
+_LN = "sharpness/label_noise"
 
 #: Every claim of the book, in the order of its chapters.
 CLAIMS: tuple[Claim, ...] = (
@@ -387,6 +388,39 @@ CLAIMS: tuple[Claim, ...] = (
           "fitted slope of $\\ln$(time) against $\\ln(1/(\\eta\\lambda))$",
           "tests/test_normalization.py::test_claim_fast_equilibrium_slope",
           between(0.7, 1.3), "ilr_slope"),
+    # ---------------------------------------------------------------- Part V: sharpness
+    Claim("label-noise-sparse", _LN, "thm-label-noise-sparse", "li2022what",
+          "On the sparse-regression toy label-noise SGD finds the sparse solution.",
+          "test error of label-noise SGD (mean of the replicas)",
+          "tests/test_label_noise.py::test_claim_label_noise_finds_the_sparse_solution",
+          at_most(0.05), "toy_ln_test"),
+    Claim("label-noise-plain-fails", _LN, "thm-label-noise-sparse", "woodworth2020kernel",
+          "From the same initialization, plain SGD and GD interpolate without finding it.",
+          "smaller test error of plain SGD and GD",
+          "tests/test_label_noise.py::test_claim_label_noise_finds_the_sparse_solution",
+          at_least(0.5), "min(toy_sgd_test, toy_gd_test)"),
+    Claim("label-noise-trace", _LN, "thm-label-noise-flow", "li2022what",
+          "Label-noise SGD ends where the trace of the Hessian is smallest on the manifold of "
+          "minimizers, $8\\lVert w^*\\rVert_1$.",
+          "final trace of the Hessian / $8\\lVert w^*\\rVert_1$",
+          "tests/test_label_noise.py::test_claim_label_noise_finds_the_sparse_solution",
+          between(0.85, 1.15), "toy_trace_ratio"),
+    Claim("label-noise-time-scale", _LN, "thm-label-noise-flow", "li2022what",
+          "The trace falls on the time scale $\\eta^2 \\times$ steps: curves for three "
+          "learning rates collapse against $\\eta^2 k$.",
+          "spread of the crossing times across learning rates, against $\\eta^2 k$",
+          "tests/test_label_noise.py::test_claim_slow_time_scale_eta_squared",
+          at_most(0.25), "ts_spread_tau"),
+    Claim("label-noise-sample-complexity", _LN, "thm-label-noise-sparse", "li2022what",
+          "Label-noise SGD needs a number of samples that grows far slower than $d$.",
+          "fitted exponent $p$ of the samples needed $\\propto d^p$, label-noise SGD",
+          "tests/test_label_noise.py::test_claim_sample_complexity_log_d_vs_d",
+          at_most(0.5), "sc_exp_ln", ".2f"),
+    Claim("gd-sample-complexity", _LN, "thm-label-noise-sparse", "woodworth2020kernel",
+          "GD from the same initialization needs a number of samples proportional to $d$.",
+          "fitted exponent $p$ of the samples needed $\\propto d^p$, GD",
+          "tests/test_label_noise.py::test_claim_sample_complexity_log_d_vs_d",
+          between(0.8, 1.2), "sc_exp_gd", ".2f"),
 )
 
 _BY_LABEL = {c.label: c for c in CLAIMS}
