@@ -1185,6 +1185,78 @@ case("sharpness.label_noise.explorer_figure", {"grid": ln_grid(), "sigma": 1.0, 
 case("sharpness.label_noise.explorer", {"grid": ln_grid()}, {"grid": (3, {})})
 
 
+
+# -- sharpness.sam and curvature.hessian_trace ------------------------------------------
+@functools.cache
+def sam_grid():
+    from dltheory.sharpness import sam as S
+
+    return S.toy_grid(20, seeds=1, log_every=10)
+
+
+def _sam_toy_sizes():
+    from dltheory.sharpness.sam import ToySizes
+
+    return ToySizes(steps=2, seeds=1, log_every=1, widget_steps=2, widget_seeds=1)
+
+
+def _sam_digits_sizes():
+    from dltheory.sharpness.sam import DigitsSizes
+
+    return DigitsSizes(n_train=4, width=2, fit_steps=1, steps=1, one_steps=1, seeds=1,
+                       log_every=1, one_log_every=1, iters=1, probes=2, final_iters=1,
+                       final_probes=2, lr=0.01, one_lr=0.01, rho=0.1)
+
+
+_SAM_DATA = {"x": np.ones((2, 2)), "y": np.ones(2)}
+RHO0 = (-0.1, NAN, INF, "0.1")                 # a radius: >= 0 (0 is gradient descent)
+
+case("curvature.hessian_trace",
+     lambda: {"loss_fn": sq_loss, "params": {"w": np.ones(2)}, "batch": None, "probes": 2},
+     {"params": ({}, []), "probes": (1, 0, 1.5, "2", np.ones((4, 3)), np.ones((1, 2)))})
+case("sharpness.sam.sam", {"learning_rate": 0.1, "rho": 0.1}, {"rho": RHO0}, skip=("rho",))
+case("sharpness.sam.sam_optimizer", {"learning_rate": 0.1, "rho": 0.1},
+     {"rho": RHO0 + ([0.1, -0.1],), "learning_rate": POSITIVE + ([[0.1]],)},
+     skip=("rho",))
+case("sharpness.sam.PairedExamples",
+     lambda: {"data": {"x": np.zeros((4, 1))}, "batch_size": 2, "size": 4},
+     {"size": (-1, 1.5, "4"), "batch_size": COUNT + (5,)})
+case("sharpness.sam.run_sam",
+     lambda: {"loss_fn": lambda w, b: (w ** 2).sum(), "init": np.zeros(2),
+              "data_": _SAM_DATA, "learning_rate": 0.1, "rho": 0.1, "steps": 2},
+     {"rho": RHO0 + ([[0.1]],), "seeds": ([], 3, [-1], [1.5]),
+      "batch_size": COUNT + (3,), "steps": COUNT}, skip=("rho",))
+case("sharpness.sam.toy_F", {"x1": 0.0, "x2": 0.0}, {"x1": ("a", None), "x2": ("a", None)})
+case("sharpness.sam.toy_loss", lambda: {"x": np.zeros(4), "batch": {"k": np.arange(2)}},
+     {"x": (np.zeros(3), "abcd"), "batch": (3, {"j": 1})})
+case("sharpness.sam.toy_curvatures", {"x": np.zeros(4)},
+     {"x": (np.zeros(3), [NAN] * 4, "x", np.zeros((2, 3)))})
+case("sharpness.sam.sam_residual", {"learning_rate": 0.02, "rho": 0.1, "lam": 4.0},
+     {"lam": POSITIVE, "learning_rate": POSITIVE + (1.0,)})
+case("sharpness.sam.toy_one_sam_limit", {"learning_rate": 0.02},
+     {"learning_rate": POSITIVE + (0.2,)})
+case("sharpness.sam.toy_experiment", lambda: {"sizes": _sam_toy_sizes()},
+     {"x0": ((1.0, 2.0), "abcd", [NAN] * 4)})
+case("sharpness.sam.toy_eta_sweep", lambda: {"sizes": _sam_toy_sizes()},
+     {"etas": ((0.02,), (0.02, -0.01), "ab", ())})
+case("sharpness.sam.toy_grid", {"steps": 2, "seeds": 1, "log_every": 1},
+     {"steps": COUNT + (1,), "seeds": COUNT, "rhos": ((), (-0.1,), "a")})
+case("sharpness.sam.toy_figure", lambda: {"grid": sam_grid(), "rho": 0.1},
+     {"rho": POSITIVE + (0.3,), "batch": ("both", 3), "grid": (3, {"x": 1}), "fig": (3,)})
+case("sharpness.sam.toy_explorer", lambda: {"grid": sam_grid()}, {"grid": (3, {"steps": []})})
+case("sharpness.sam.parity_digits", {"n": 4}, {"n": COUNT + (1, 10**6)})
+case("sharpness.sam.parity_loss", lambda: {"model": lambda x: x, "batch": _SAM_DATA},
+     {"batch": (3, {"x": 1})})
+case("sharpness.sam.example_curvatures",
+     lambda: {"model": mlp(), "batch": _SAM_DATA},
+     {"batch": (3, {"y": 1})})
+case("sharpness.sam.digits_experiment", lambda: {"sizes": _sam_digits_sizes()})
+_preset("sharpness.sam.ToySizes")
+_preset("sharpness.sam.DigitsSizes")
+RECORDS |= {"curvature.TraceEstimate", "sharpness.sam.SAMRun", "sharpness.sam.ToyResult",
+            "sharpness.sam.EtaResult", "sharpness.sam.DigitsResult"}
+
+
 # -- exercises and the newer sde modules (their owners fix the rows marked xfail) -------
 case("exercises.check", {"answer": 1.0}, {"label": ("bogus", 3)})
 case("exercises.digests", {"label": "x", "values": [1.0]},

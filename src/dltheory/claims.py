@@ -175,6 +175,7 @@ _MS = "lowrank/incremental_sensing"
 _SI = "normalization/scale_invariance"
 _IL = "normalization/intrinsic_lr"
 _LN = "sharpness/label_noise"
+_SAM = "sharpness/sam"
 
 #: Every claim of the book, in the order of its chapters.
 CLAIMS: tuple[Claim, ...] = (
@@ -421,6 +422,33 @@ CLAIMS: tuple[Claim, ...] = (
           "fitted exponent $p$ of the samples needed $\\propto d^p$, GD",
           "tests/test_label_noise.py::test_claim_sample_complexity_log_d_vs_d",
           between(0.8, 1.2), "sc_exp_gd", ".2f"),
+    Claim("sam-toy-trace", _SAM, "thm-sam-flows", "wen2023sharpness",
+          "On the toy, 1-SAM ends at the minimizer of the trace of the Hessian "
+          "($x_1 = 1/3$) as $\\eta \\to 0$.",
+          "distance of 1-SAM's $x_1$, extrapolated to $\\eta \\to 0$, from 1/3",
+          "tests/test_sam.py::test_claim_sam_toy_minimizers",
+          at_most(1e-2), "sam_eta0_err", ".2e"),
+    Claim("sam-toy-top-eigenvalue", _SAM, "thm-sam-flows", "wen2023sharpness",
+          "On the toy, full-batch SAM ends at the minimizer of the top eigenvalue ($x_1 = 1$).",
+          "distance of full-batch SAM's final $x_1$ from 1",
+          "tests/test_sam.py::test_claim_sam_toy_minimizers",
+          at_most(1e-2), "abs(sam_x1_full - 1)", ".2e"),
+    Claim("sam-two-cycle", _SAM, "thm-sam-flows", "wen2023sharpness",
+          "Full-batch SAM's iterate oscillates with the predicted residual "
+          "$\\eta\\rho\\lambda_1/(2 - \\eta\\lambda_1)$.",
+          "relative error of the residual against the prediction",
+          "tests/test_sam.py::test_claim_sam_toy_minimizers",
+          at_most(0.05), "sam_res_rel", ".2e"),
+    Claim("sam-digits-top-eigenvalue", _SAM, None, "wen2023sharpness",
+          "On a digits MLP, full-batch SAM ends with a smaller top eigenvalue than 1-SAM.",
+          "top eigenvalue, full-batch SAM / 1-SAM",
+          "tests/test_sam.py::test_claim_sam_on_digits",
+          at_most(0.9), "sam_d_ratio_lam"),
+    Claim("sam-digits-trace", _SAM, None, "wen2023sharpness",
+          "On a digits MLP, 1-SAM ends with a smaller trace of the Hessian than full-batch SAM.",
+          "trace of the Hessian, 1-SAM / full-batch SAM",
+          "tests/test_sam.py::test_claim_sam_on_digits",
+          at_most(0.95), "sam_d_ratio_tr"),
 )
 
 _BY_LABEL = {c.label: c for c in CLAIMS}
