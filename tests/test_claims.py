@@ -256,3 +256,11 @@ def test_parse_plain(guard):
     assert guard.parse_plain("np.float64(2.5)") == 2.5
     assert guard.parse_plain("'yes'") == "yes"
     assert guard.parse_plain("12") == 12
+
+
+def test_value_expressions_may_call_abs_min_max():
+    c = claims.get("label-noise-plain-fails")
+    assert c.names() == {"toy_sgd_test", "toy_gd_test"}
+    assert c.measure({"toy_sgd_test": 1.2, "toy_gd_test": 0.9}) == 0.9
+    assert claims.get("sam-toy-top-eigenvalue").measure({"sam_x1_full": 0.999}) == \
+        pytest.approx(1e-3)

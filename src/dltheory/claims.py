@@ -93,6 +93,10 @@ def _num(x: float, fmt: str = ".3g") -> str:
     return s
 
 
+#: The functions a claim's ``value`` expression may call.
+_FUNCTIONS = {"abs": abs, "max": max, "min": min}
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One measured claim of the book.
@@ -149,7 +153,7 @@ class Claim:
         if self.value is None:
             return set()
         return {n.id for n in ast.walk(ast.parse(self.value, mode="eval"))
-                if isinstance(n, ast.Name)}
+                if isinstance(n, ast.Name)} - set(_FUNCTIONS)
 
     def measure(self, glued: dict[str, Any]) -> float | None:
         """The claim's number from a chapter's glued values (``None`` without ``value``)."""
@@ -160,7 +164,7 @@ class Claim:
             raise KeyError(f"claim {self.label!r} reads {sorted(missing)}, which the chapter "
                            f"{self.chapter} did not glue")
         env = {n: glued[n] for n in self.names()}
-        env.update(abs=abs, max=max, min=min)
+        env.update(_FUNCTIONS)
         return float(eval(compile(ast.parse(self.value, mode="eval"), self.label, "eval"),
                           {"__builtins__": {}}, env))
 
