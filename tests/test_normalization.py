@@ -8,6 +8,7 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dltheory import claims
 from dltheory.compat import enable_x64
 from dltheory import data as D
 from dltheory import models
@@ -171,8 +172,15 @@ def test_claim_same_product_same_equilibrium_different_product_not(eq):
     acc = 100 * _after(eq, eq.test_accuracy[..., None], t0)[:, 0]
     np.testing.assert_allclose(eff[1], eff[0], rtol=0.10)
     assert abs(acc[1] - acc[0]) <= 1.0, acc
-    # 10x the product: a different equilibrium (effective LR ~ sqrt(10) larger)
-    assert np.all(eff[3] / eff[0] > 1.5), eff
+    # 10x the product: a different equilibrium. With G (the squared gradient at unit
+    # norm) the same, the effective LR sqrt(2 eta lambda / G) would be sqrt(10) = 3.16x
+    # larger; G is larger at the larger product, so the measured ratio is below that:
+    # 2.78-2.90 (layer 1) and 2.18-2.29 (layer 2) over seed pairs (0,1), (2,3), (4,5),
+    # per-seed spread about 3%. The band [0.6, 1.1] x sqrt(10) = [1.90, 3.48] holds them
+    # with room for the seed noise and rejects the alternatives: no dependence on the
+    # product (ratio 1), a linear one (10), and a fourth-root one (10**0.25 = 1.78).
+    ratio = eff[3] / eff[0]
+    assert np.all((0.6 * np.sqrt(10) <= ratio) & (ratio <= 1.1 * np.sqrt(10))), ratio
     assert abs(acc[3] - acc[0]) > 1.0, acc
     assert np.all(eq.diverged_at < 0)
 
@@ -182,6 +190,174 @@ def test_claim_angular_update_is_sqrt_2_eta_lambda(eq):
     for cfg, a in zip(EQ_CONFIGS, ang):
         pred = N.equilibrium_norm_prediction(cfg.eta, cfg.wd, 1.0).angular_update
         np.testing.assert_allclose(a, pred, rtol=0.10)
+
+
+def _registered(label):
+    """Whether ``label`` is in the claims registry (then the test checks its bound there)."""
+    return label in {c.label for c in claims.CLAIMS}
+
+
+def test_claim_ilr_momentum():
+    """Wan et al. (2021): with heavy-ball momentum gamma the equilibrium angle per step is
+    sqrt(2 eta lambda / (1 + gamma)), measured at every step by sgd_wd_angles.
+
+    Measured (1,500 steps, 3 seeds, both layers, RMS over blocks of 50 steps from step
+    500): relative errors -0.2%, +0.2%, +0.4% for gamma = 0, 0.5, 0.9, with a spread over
+    seeds and layers below 0.6%. The tolerance of 3% is five times that spread; the
+    momentum-free formula sqrt(2 eta lambda) is 28% off at gamma = 0.9.
+    """
+    res = N.momentum_angular_update((0.0, 0.9), eta=0.1, wd=0.1, steps=1000, settle=500,
+                                    seeds=(0, 1), block_steps=50, progress=False)
+    assert np.all(res.diverged_at < 0)
+    assert np.all(res.spread(rms=True) < 0.01), res.spread(rms=True)
+    err = res.relative_error(rms=True)
+    assert np.all(np.abs(err) <= 0.03), err
+    if _registered("ilr-momentum"):
+        claims.check("ilr-momentum", float(np.max(np.abs(err))))
+    # the momentum-free formula is rejected at gamma = 0.9 (predicts 0.141, measured 0.103)
+    assert abs(res.relative_error_no_momentum(rms=True)[1]) > 0.15
+    # with gamma = 0 the step-by-step angle agrees with the chapters' norm-based one
+    assert res.predicted[0] == pytest.approx(res.predicted_no_momentum)
+
+
+def test_claim_si_sgd_rate():
+    """Arora, Li, Lyu (2019): on a scale-invariant loss SGD at a fixed learning rate, not
+    tuned to the smoothness, reaches min_{t <= T} E|grad L|^2 = O~(T^-1/2), so the
+    smallest gradient norm falls at least like T^-1/4, for every learning rate; an
+    ordinary network at the large learning rate diverges.
+
+    Measured (T = 1,000, 2 seeds, fit over T >= 100): slopes -0.81 (eta = 0.1) and -0.89
+    (eta = 10, about 7x 2/lambda_max at the initialization), faster than the bound. The
+    test asks for at most -1/4 + 0.05 (the bound, with slack for the fit).
+    """
+    si = N.sgd_rate((0.1, 10.0), 1000, seeds=(0, 1), fit_from=100, sharpness_iters=10,
+                    progress=False)
+    assert not si.diverged.any()
+    assert 10.0 > 4 * 2 / si.sharpness  # the large rate is far beyond 2 / lambda_max
+    assert np.all(si.slope <= -0.25 + 0.05), si.slope
+    assert np.all(si.slope_unit <= -0.25 + 0.05), si.slope_unit  # norm growth divided out
+    if _registered("si-sgd-rate"):
+        claims.check("si-sgd-rate", float(np.max(si.slope)))
+    # the norm absorbs the large learning rate and barely moves at the small one
+    assert si.norm_growth[1] > 3 and si.norm_growth[0] < 1.2, si.norm_growth
+    assert np.all(si.loss[:, :, -1] < 0.5)  # both train (chance level: ln 10 = 2.3)
+    # the same widths without normalization (biases, trained last layer): fine at 0.1,
+    # diverged within a few steps at 10
+    plain = N.sgd_rate((0.1, 10.0), 100, model="plain", seeds=(0, 1), fit_from=50,
+                       sharpness_iters=0, progress=False)
+    assert not plain.diverged[0] and np.all(plain.loss[0, :, -1] < 0.5)
+    assert np.all((plain.diverged_at[1] >= 0) & (plain.diverged_at[1] < 50)), plain.diverged_at
+    assert np.all(np.isnan(plain.slope[1:]))
+
+
+def test_sgd_rate_summaries_by_hand():
+    """min_grad_norm is the running minimum of the seed-mean squared gradient, square
+    rooted; fitted_slope its log-log slope from fit_from; NaN from a divergence on."""
+    steps = np.arange(0, 1001, 10)
+    t = np.maximum(steps, 1.0)
+    g = np.stack([t ** -1.0, 2 * t ** -1.0])[None]      # (1 eta, 2 seeds, n_log)
+    g = np.concatenate([g, g.copy()])                     # 2 etas
+    g[1, 0, 50:] = np.nan                                 # a seed that diverged
+    sq = np.ones(g.shape + (2,))
+    res = N.SgdRateResult(np.array([0.1, 1.0]), "scale_invariant", 32, steps, g, g,
+                          g * 2, sq, np.array([[-1, -1], [500, -1]]), 100, float("nan"))
+    m = res.min_grad_norm()
+    np.testing.assert_allclose(m[0], np.sqrt(np.minimum.accumulate(1.5 * t ** -1.0)))
+    assert res.slope[0] == pytest.approx(-0.5, abs=1e-9)
+    assert res.slope_unit[0] == pytest.approx(-0.5, abs=1e-9)
+    assert np.isnan(m[1, 50:]).all() and np.isfinite(m[1, :50]).all()
+    assert np.isnan(res.slope[1])
+    np.testing.assert_array_equal(res.diverged, [False, True])
+    with pytest.raises(TypeError, match="`unit`"):
+        res.min_grad_norm(unit=1)
+
+
+def test_sgd_wd_angles_records_each_step():
+    """The angle the tracker adds to a block is the angle between consecutive iterates,
+    and its inner optimizer is sgd_wd itself."""
+    rng = np.random.default_rng(0)
+    params = {"a": jnp.asarray(rng.standard_normal((3, 4))),
+              "b": jnp.asarray(rng.standard_normal(5))}
+    opt = N.sgd_wd_angles(0.1, 0.05, 0.9, blocks=(2, 3))
+    ref = N.sgd_wd(0.1, 0.05, 0.9)
+    state, rstate = opt.init(params), ref.init(params)
+    sums = np.zeros((2, 2))
+    for step in range(7):
+        grads = jax.tree.map(lambda w: jnp.asarray(rng.standard_normal(w.shape)), params)
+        upd, state = opt.update(grads, state, params)
+        rupd, rstate = ref.update(grads, rstate, params)
+        for x, y in zip(jax.tree.leaves(upd), jax.tree.leaves(rupd)):
+            np.testing.assert_array_equal(x, y)
+        new = jax.tree.map(lambda w, u: w + u, params, upd)
+        sums[min(step // 3, 1)] += np.asarray(N.angular_update(params, new))
+        params = new
+    np.testing.assert_allclose(np.asarray(state.sums), sums, rtol=1e-5)
+    assert int(state.count) == 7
+    with pytest.raises(TypeError, match="`blocks`"):
+        N.sgd_wd_angles(0.1, 0.05, blocks=3)
+    with pytest.raises(ValueError, match="blocks"):
+        N.sgd_wd_angles(0.1, 0.05, blocks=(0, 3))
+
+
+def test_angular_update_momentum_formula():
+    np.testing.assert_allclose(N.angular_update_momentum(0.1, 0.1, [0.0, 0.9]),
+                               [np.sqrt(0.02), np.sqrt(0.02 / 1.9)])
+    with pytest.raises(ValueError, match="`momentum`"):
+        N.angular_update_momentum(0.1, 0.1, 1.0)
+
+
+@pytest.mark.parametrize("call, kind, name", [
+    (lambda: N.effective_lr(-0.1, {"w": jnp.ones(2)}), ValueError, "eta"),
+    (lambda: N.effective_lr(0.0, {"w": jnp.ones(2)}), ValueError, "eta"),
+    (lambda: N.effective_lr("0.1", {"w": jnp.ones(2)}), TypeError, "eta"),
+    (lambda: N.effective_lr(0.1, {}), ValueError, "params"),
+    (lambda: N.sgd_wd(-0.1, 0.1), ValueError, "learning_rate"),
+    (lambda: N.sgd_wd(0.1, -0.1), ValueError, "weight_decay"),
+    (lambda: N.sgd_wd(0.1, 0.1, momentum=1.0), ValueError, "momentum"),
+    (lambda: N.sgd_wd(0.1, 0.1, phase_steps=1.5), ValueError, "phase_steps"),
+    (lambda: N.sgd_wd(0.1, 0.1, phase_factor=0.0), ValueError, "phase_factor"),
+    (lambda: N.sgd_exponential_lr(float("nan"), 0.1), ValueError, "learning_rate"),
+    (lambda: N.groups(3), TypeError, "params"),
+    (lambda: N.angular_update({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}), ValueError, "before"),
+    (lambda: N.angular_update({"w": jnp.ones(2)}, {"u": jnp.ones(2)}), ValueError, "after"),
+    (lambda: N.scale_invariant_mlp(3), TypeError, "sizes"),
+    (lambda: N.scale_invariant_mlp(dtype=np.int32), TypeError, "dtype"),
+    (lambda: N.ScaleInvariantMLP((4, 3, 2), rngs=nnx.Rngs(0), init_scale=-1.0),
+     ValueError, "init_scale"),
+    (lambda: N.ScaleInvariantMLP((4, 3, 2), rngs=3), TypeError, "rngs"),
+    (lambda: N.xent(N.scale_invariant_mlp((4, 3, 2)), {"x": jnp.ones((1, 4))}),
+     TypeError, "batch"),
+    (lambda: N.moving_average("abc", 2), TypeError, "values"),
+    (lambda: N.equilibrium_sweep(3, 10), TypeError, "configs"),
+    (lambda: N.gradient_scaling(()), ValueError, "scales"),
+    (lambda: N.wd_vs_exponential(0.1, 0.1, 2, probe=0), ValueError, "probe"),
+    (lambda: N.norm_growth((0.1,), 2, width=1), ValueError, "width"),
+    (lambda: N.sgd_rate((0.1, -1.0), 10), ValueError, "etas"),
+    (lambda: N.sgd_rate((0.1,), 10, model="mlp"), ValueError, "model"),
+    (lambda: N.sgd_rate((0.1,), 15, log_every=10), ValueError, "steps"),
+    (lambda: N.sgd_rate((0.1,), 10, fit_from=20), ValueError, "fit_from"),
+    (lambda: N.momentum_angular_update((0.0, 1.0)), ValueError, "momenta"),
+    (lambda: N.momentum_angular_update(steps=100, block_steps=30), ValueError, "steps"),
+    (lambda: N.momentum_angular_update(steps=100, block_steps=50, settle=80),
+     ValueError, "settle"),
+    (lambda: N.momentum_angular_update(eta=0.1, wd=-0.1), ValueError, "wd"),
+])
+def test_bad_input_names_the_argument(call, kind, name):
+    with pytest.raises(kind, match=f"`{name}"):
+        call()
+
+
+def test_sgd_wd_checks_only_known_values():
+    """A sweep injects its hyperparameters as traced values: the checks let them through
+    (they were checked where the sweep was built), and a concrete array is checked
+    entry by entry."""
+    opt = jax.jit(lambda lr: N.sgd_wd(lr, 0.1).update({"w": jnp.ones(2)},
+                                                      N.sgd_wd(0.1, 0.1).init(
+                                                          {"w": jnp.ones(2)}),
+                                                      {"w": jnp.ones(2)})[0])
+    np.testing.assert_allclose(opt(0.5)["w"], -0.5 * 1.1 * np.ones(2), rtol=1e-6)
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        N.sgd_wd(np.array([0.1, -0.1]), 0.1)
 
 
 def test_claim_fast_equilibrium_slope():

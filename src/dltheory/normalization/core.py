@@ -49,6 +49,8 @@ __all__ = [
     "sgd_wd",
 ]
 
+_HIDDEN_NORMALIZATIONS = tuple(n for n in NORMALIZATIONS if n)
+
 #: The fixed (untrained) last layer: the shared ``dltheory.models.Frozen`` variable.
 Fixed = Frozen
 
@@ -67,7 +69,15 @@ class ScaleInvariantMLP(nnx.Module):
     def __init__(self, sizes: Sequence[int], *, rngs: nnx.Rngs, normalization: str = "layer",
                  norm_eps: float = 0.0, init_scale: float = 1.0, head_scale: float = 1.0,
                  dtype: Any = jnp.float32):
-        self.sizes = tuple(sizes)
+        sizes = _check_sizes(sizes, normalization)
+        if not isinstance(rngs, nnx.Rngs):
+            raise TypeError(f"argument `rngs` must be a flax.nnx.Rngs (e.g. nnx.Rngs(0)); got "
+                            f"{rngs!r} of type {type(rngs).__name__}")
+        norm_eps = V.check_nonnegative("norm_eps", norm_eps)
+        init_scale = V.check_positive("init_scale", init_scale)
+        head_scale = V.check_positive("head_scale", head_scale)
+        dtype = _check_float_dtype(dtype)
+        self.sizes = sizes
         self.normalization = normalization
         self.norm_eps = float(norm_eps)
         kernels = []
@@ -115,25 +125,105 @@ def scale_invariant_mlp(sizes: Sequence[int] = (64, 128, 128, 10), *, seed: int 
       (normalized nets with the last layer fixed, so every trained weight is scale
       invariant).
     """
+    sizes = _check_sizes(sizes, normalization)
+    V.check_nonnegative("norm_eps", norm_eps)
+    V.check_positive("init_scale", init_scale)
+    V.check_positive("head_scale", head_scale)
+    seed = V.check_seed("seed", seed)
+    if dtype is None:
+        dtype = jnp.float64 if x64_enabled() else jnp.float32
+    dtype = _check_float_dtype(dtype)
+    return ScaleInvariantMLP(sizes, rngs=nnx.Rngs(seed), normalization=normalization,
+                             norm_eps=norm_eps, init_scale=init_scale, head_scale=head_scale,
+                             dtype=dtype)
+
+
+def _check_sizes(sizes: Any, normalization: Any) -> tuple[int, ...]:
+    """``sizes`` as a tuple of widths (input, hidden..., output) for ``normalization``."""
+    V.check_choice("normalization", normalization, _HIDDEN_NORMALIZATIONS)
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"argument `sizes` must be a sequence of integer widths (input, "
+                        f"hidden..., output), e.g. (64, 128, 128, 10); got {sizes!r}")
     sizes = tuple(sizes)
     if len(sizes) < 3:
         raise ValueError(f"argument `sizes` needs an input, at least one hidden and an output "
                          f"width; got {sizes!r}")
     for s in sizes:
         V.check_int("sizes[i]", s, minimum=1)
-    if sizes[1:-1] and min(sizes[1:-1]) < 2 and normalization == "layer":
+    if min(sizes[1:-1]) < 2 and normalization == "layer":
         raise ValueError(f"argument `sizes`: layer normalization needs hidden widths >= 2; "
                          f"got {sizes!r}")
-    V.check_choice("normalization", normalization, tuple(n for n in NORMALIZATIONS if n))
-    V.check_nonnegative("norm_eps", norm_eps)
-    V.check_positive("init_scale", init_scale)
-    V.check_positive("head_scale", head_scale)
-    seed = V.check_int("seed", seed, minimum=0)
-    if dtype is None:
-        dtype = jnp.float64 if x64_enabled() else jnp.float32
-    return ScaleInvariantMLP(sizes, rngs=nnx.Rngs(seed), normalization=normalization,
-                             norm_eps=norm_eps, init_scale=init_scale, head_scale=head_scale,
-                             dtype=dtype)
+    return tuple(int(s) for s in sizes)
+
+
+def _check_float_dtype(dtype: Any) -> Any:
+    """``dtype`` as a floating-point numpy dtype (float32 or float64)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise TypeError(f"argument `dtype` must be a floating-point dtype such as "
+                        f"jnp.float32 or jnp.float64; got {dtype!r}")
+    return dt.type
+
+
+def _hyper(name: str, value: Any, *, low: float | None = None, low_open: bool = False,
+           high: float | None = None, high_open: bool = False,
+           integer: bool = False) -> Any:
+    """Check a hyperparameter of an optax factory when its value is known.
+
+    Under ``jit``/``vmap`` (a sweep injects its hyperparameters as traced values) the value
+    is passed through unchecked: the sweep's values were checked where they were given.
+    A concrete value (a number or an array of numbers) must be finite and lie in the
+    interval; ``integer`` asks for whole numbers.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"argument `{name}` must be a number; got {value!r} of type "
+                        f"{type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument `{name}` must be a number; got {value!r} of type "
+                        f"{type(value).__name__}") from None
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+        raise TypeError(f"argument `{name}` must be a number; got {value!r} of type "
+                        f"{type(value).__name__}")
+    x = arr.astype(np.float64)
+    if integer and not (arr.dtype.kind in "iu" or np.all(np.isfinite(x) & (x == np.round(x)))):
+        raise ValueError(f"argument `{name}` must be an integer; got {value!r}")
+    what = "an integer" if integer else "a finite number"
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"argument `{name}` must be {what}; got {value!r}")
+    if low is not None and not np.all(x > low if low_open else x >= low):
+        raise ValueError(f"argument `{name}` must be {what} {'>' if low_open else '>='} "
+                         f"{low:g}; got {value!r}")
+    if high is not None and not np.all(x < high if high_open else x <= high):
+        raise ValueError(f"argument `{name}` must be {what} {'<' if high_open else '<='} "
+                         f"{high:g}; got {value!r}")
+    return value
+
+
+def _check_tree(name: str, params: Any) -> list[jax.Array]:
+    """The array leaves of ``params`` (an nnx module or a pytree of arrays), at least one."""
+    if isinstance(params, nnx.Module):
+        params = nnx.state(params, nnx.Param)
+    if isinstance(params, (str, bytes)) or params is None:
+        raise TypeError(f"argument `{name}` must be an nnx module or a pytree of arrays; got "
+                        f"{params!r}")
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise ValueError(f"argument `{name}` must hold at least one weight array (an nnx "
+                         f"module with nnx.Param weights or a non-empty pytree); got {params!r}")
+    for leaf in leaves:
+        if not isinstance(leaf, (jax.Array, np.ndarray)) or \
+                not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            raise TypeError(f"argument `{name}` must be an nnx module or a pytree of "
+                            f"floating-point arrays; got a leaf {leaf!r} of type "
+                            f"{type(leaf).__name__}")
+    return [jnp.asarray(x) for x in leaves]
 
 
 # --------------------------------------------------------------------------------------
@@ -145,15 +235,16 @@ def groups(params: Any) -> list[jax.Array]:
     """The scale-invariant groups: one array per trainable weight matrix.
 
     ``params`` is an nnx module (its ``nnx.Param`` state is used) or a parameter pytree.
+
+    Raises:
+      TypeError, ValueError: unless ``params`` holds at least one floating-point array.
     """
-    if isinstance(params, nnx.Module):
-        params = nnx.state(params, nnx.Param)
-    return [jnp.asarray(p) for p in jax.tree.leaves(params)]
+    return _check_tree("params", params)
 
 
 def group_sq_norms(params: Any) -> jax.Array:
     """``|w_g|^2`` per group, shape ``(n_groups,)`` (works under ``jit`` and ``vmap``)."""
-    return jnp.stack([jnp.sum(jnp.square(w)) for w in groups(params)])
+    return jnp.stack([jnp.sum(jnp.square(w)) for w in _check_tree("params", params)])
 
 
 def check_scale_invariance(loss_fn: Callable[[nnx.Module, Any], jax.Array], model: nnx.Module,
@@ -187,7 +278,7 @@ def check_scale_invariance(loss_fn: Callable[[nnx.Module, Any], jax.Array], mode
         raise TypeError(f"argument `model` must be a flax.nnx module; got {type(model).__name__}")
     if not callable(loss_fn):
         raise TypeError(f"argument `loss_fn` must be callable; got {loss_fn!r}")
-    scales = [V.check_positive("scales[i]", c) for c in scales]
+    scales = [float(c) for c in V.check_array("scales", scales, ndim=1, positive=True)]
     V.check_nonnegative("rtol", rtol)
     V.check_nonnegative("atol", atol)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -242,10 +333,15 @@ def effective_lr(eta: Any, params: Any) -> jax.Array:
       eta: the learning rate (scalar).
       params: an nnx module or a parameter pytree (its leaves are the groups).
 
+    Raises:
+      ValueError, TypeError: unless ``eta`` is a finite number > 0 and ``params`` holds
+        floating-point arrays.
+
     References:
       Arora, Li, Lyu (2019), arXiv:1812.03981; Li, Lyu, Arora (2020),
       arXiv:2010.02916 ("effective learning rate").
     """
+    eta = _hyper("eta", eta, low=0.0, low_open=True)
     return jnp.asarray(eta) / group_sq_norms(params)
 
 
@@ -261,9 +357,21 @@ def angular_update(before: Any, after: Any) -> jax.Array:
       Li, Lyu, Arora (2020), arXiv:2010.02916 (angular update at equilibrium); the value
       ``sqrt(2 eta lambda)`` is :func:`equilibrium_norm_prediction`.
     """
-    a, b = groups(before), groups(after)
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
-        raise ValueError("arguments `before` and `after` must have the same groups and shapes")
+    a, b = _check_tree("before", before), _check_tree("after", after)
+    sa = jax.tree.structure(nnx.state(before, nnx.Param) if isinstance(before, nnx.Module)
+                            else before)
+    sb = jax.tree.structure(nnx.state(after, nnx.Param) if isinstance(after, nnx.Module)
+                            else after)
+    if sa != sb or len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        raise ValueError(f"arguments `before` and `after` must have the same groups and "
+                         f"shapes; got {[tuple(x.shape) for x in a]} and "
+                         f"{[tuple(y.shape) for y in b]} (tree structures {sa} and {sb})")
+    for name, ws in (("before", a), ("after", b)):
+        for w in ws:
+            if not isinstance(w, jax.core.Tracer) and not bool(jnp.any(w != 0)):
+                raise ValueError(f"argument `{name}` must have non-zero groups (the angle of "
+                                 f"a zero vector is undefined); got a group of shape "
+                                 f"{tuple(w.shape)} that is all zeros")
     out = []
     for x, y in zip(a, b):
         d = x / jnp.linalg.norm(x) - y / jnp.linalg.norm(y)
@@ -370,10 +478,25 @@ def sgd_wd(learning_rate: Any, weight_decay: Any, momentum: Any = 0.0,
     learning rate ``eta * lambda`` never changes. Every argument is numeric, so all of
     them can be swept by :func:`dltheory.training.sweep`.
 
+    Args:
+      learning_rate: ``eta > 0``.
+      weight_decay: ``lambda >= 0``.
+      momentum: ``gamma`` in ``[0, 1)``.
+      phase_factor: ``> 0``; phase_steps: an integer ``>= 0``.
+
+    Raises:
+      ValueError, TypeError: for values outside those ranges (checked when the values are
+        known; a sweep's traced values were checked where the sweep was built).
+
     References:
       Li, Arora (2020), arXiv:1910.07454 and Li, Lyu, Arora (2020), arXiv:2010.02916
       (SGD with weight decay and momentum, in the PyTorch convention).
     """
+    _hyper("learning_rate", learning_rate, low=0.0, low_open=True)
+    _hyper("weight_decay", weight_decay, low=0.0)
+    _hyper("momentum", momentum, low=0.0, high=1.0, high_open=True)
+    _hyper("phase_factor", phase_factor, low=0.0, low_open=True)
+    _hyper("phase_steps", phase_steps, low=0.0, integer=True)
 
     def init(params):
         return SgdState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
@@ -403,10 +526,20 @@ def sgd_exponential_lr(learning_rate: Any, weight_decay: Any, momentum: Any = 0.
     Works under ``jit``/``vmap`` with traced hyperparameters (the root ``alpha`` is
     computed with ``jnp``).
 
+    Raises:
+      ValueError, TypeError: unless ``learning_rate > 0``, ``weight_decay >= 0`` and
+        ``momentum`` in ``[0, 1)`` (checked when the values are known).
+
     References:
       Li, Arora (2020), arXiv:1910.07454 (the main theorem on the exponential
       learning rate).
     """
+    _hyper("learning_rate", learning_rate, low=0.0, low_open=True)
+    _hyper("weight_decay", weight_decay, low=0.0)
+    _hyper("momentum", momentum, low=0.0, high=1.0, high_open=True)
+    if not isinstance(correct_momentum, (bool, np.bool_)):
+        raise TypeError(f"argument `correct_momentum` must be True or False; got "
+                        f"{correct_momentum!r}")
 
     def _alpha():
         b = 1 + momentum - learning_rate * weight_decay
@@ -471,9 +604,7 @@ def equilibrium_norm_prediction(eta: Any, wd: Any, grad_sq_unit: Any) -> Equilib
       Dynamics", NeurIPS 2021, for the same fixed point (with momentum).
     """
     eta, wd = check_lr_wd(eta, wd)
-    g = np.asarray(grad_sq_unit, dtype=np.float64)
-    if np.any(~np.isfinite(g)) or np.any(g <= 0):
-        raise ValueError(f"argument `grad_sq_unit` must be finite and > 0; got {grad_sq_unit!r}")
+    g = V.check_array("grad_sq_unit", grad_sq_unit, positive=True)
     x = np.sqrt(eta * g / (wd * (2 - eta * wd)))
     ang = np.arctan(np.sqrt(eta * wd * (2 - eta * wd)) / (1 - eta * wd)) * np.ones_like(g)
     return EquilibriumPrediction(x, eta / x, ang)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -80,6 +80,14 @@ class NormSizes(Preset):
       batch_size: SGD minibatch size.
       width: hidden width of the digits network.
       log_every: logging interval of the SGD runs.
+      rate_steps: SGD steps of the convergence-rate experiment
+        (:func:`~dltheory.normalization.sgd_rate`).
+      rate_seeds: seeds per learning rate there.
+      rate_log_every: its logging interval (each record is a full-batch gradient).
+      mom_steps: SGD steps of the angular update with momentum
+        (:func:`~dltheory.normalization.momentum_angular_update`).
+      mom_seeds: seeds per momentum there.
+      mom_log_every: the block of steps its angles are averaged over.
     """
 
     gd_steps: int
@@ -94,12 +102,20 @@ class NormSizes(Preset):
     batch_size: int
     width: int
     log_every: int
+    rate_steps: int
+    rate_seeds: int
+    rate_log_every: int
+    mom_steps: int
+    mom_seeds: int
+    mom_log_every: int
 
     @classmethod
     def quick(cls) -> NormSizes:
         return cls(gd_steps=150, gd_examples=256, exp_steps=500, eq_steps=1000, eq_seeds=2,
                    fast_steps=1600, fast_products=(0.005, 0.01, 0.02, 0.04), fast_log_every=5,
-                   widget_steps=400, batch_size=32, width=64, log_every=10)
+                   widget_steps=400, batch_size=32, width=64, log_every=10, rate_steps=3000,
+                   rate_seeds=3, rate_log_every=10, mom_steps=1500, mom_seeds=3,
+                   mom_log_every=50)
 
     @classmethod
     def paper(cls) -> NormSizes:
@@ -107,12 +123,55 @@ class NormSizes(Preset):
                    eq_seeds=16, fast_steps=32000,
                    fast_products=(0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032),
                    fast_log_every=5, widget_steps=4000, batch_size=32, width=256,
-                   log_every=10)
+                   log_every=10, rate_steps=30000, rate_seeds=8, rate_log_every=50,
+                   mom_steps=5000, mom_seeds=8, mom_log_every=50)
 
 
 def xent(model: nnx.Module, batch: dict) -> jax.Array:
-    """Cross-entropy of ``model`` on ``{"x", "y"}`` (the loss every experiment trains)."""
+    """Cross-entropy of ``model`` on ``{"x", "y"}`` (the loss every experiment trains).
+
+    Raises:
+      TypeError: unless ``model`` is a flax.nnx module and ``batch`` a mapping with the
+        keys ``"x"`` (inputs) and ``"y"`` (integer labels).
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"argument `model` must be a flax.nnx module; got {model!r} of type "
+                        f"{type(model).__name__}")
+    if not isinstance(batch, Mapping) or "x" not in batch or "y" not in batch:
+        raise TypeError(f"argument `batch` must be a mapping with keys 'x' (inputs) and 'y' "
+                        f"(labels); got {batch!r} of type {type(batch).__name__}")
     return cross_entropy(model(batch["x"]), batch["y"])
+
+
+def _check_width(width: Any) -> int:
+    """A hidden width: an integer >= 2 (layer normalization of one unit is undefined)."""
+    return V.check_int("width", width, minimum=2)
+
+
+def _check_seeds(seeds: Any) -> list[int]:
+    """A non-empty sequence of integer seeds."""
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"argument `seeds` must be a sequence of integer seeds; got {seeds!r}")
+    out = [V.check_seed("seeds[i]", s) for s in seeds]
+    if not out:
+        raise ValueError(f"argument `seeds` must name at least one seed; got {seeds!r}")
+    return out
+
+
+def _check_configs(configs: Any) -> tuple:
+    """A non-empty sequence of :class:`Config`."""
+    if isinstance(configs, (str, bytes, Config)) or not isinstance(configs, Sequence):
+        raise TypeError(f"argument `configs` must be a non-empty sequence of "
+                        f"dltheory.normalization.Config; got {configs!r}")
+    configs = tuple(configs)
+    if not configs:
+        raise ValueError(f"argument `configs` must be a non-empty sequence of "
+                         f"dltheory.normalization.Config; got {configs!r}")
+    for c in configs:
+        if not isinstance(c, Config):
+            raise TypeError(f"argument `configs` must hold dltheory.normalization.Config "
+                            f"objects; got an element {c!r} of type {type(c).__name__}")
+    return configs
 
 
 def _grads(model: nnx.Module, batch: dict) -> Any:
@@ -155,8 +214,10 @@ def gradient_scaling(scales: Sequence[float] = tuple(np.geomspace(0.1, 100, 13))
       Arora, Li, Lyu (2019), arXiv:1812.03981 (scale invariance gives
       ``<grad L(w), w> = 0`` and ``grad L(c w) = grad L(w) / c``).
     """
-    scales = np.asarray([V.check_positive("scales[i]", c) for c in scales], np.float64)
+    scales = V.check_array("scales", scales, ndim=1, positive=True)
+    seed = V.check_seed("seed", seed)
     examples = V.check_int("examples", examples, minimum=2, maximum=1437)
+    width = _check_width(width)
     with enable_x64(True):
         ds = D.digits()
         batch = {"x": jnp.asarray(ds.x_train[:examples], jnp.float64),
@@ -234,12 +295,11 @@ def norm_growth(etas: Sequence[float], steps: int, *, examples: int = 512, seed:
       Arora, Li, Lyu (2019), arXiv:1812.03981 (the norm identity, and the
       convergence of GD with any fixed learning rate on scale-invariant weights).
     """
-    etas = np.asarray(etas, np.float64)
-    if etas.ndim != 1 or etas.size < 1:
-        raise ValueError(f"argument `etas` must be a 1-D sequence; got {etas!r}")
-    for e in etas:
-        V.check_positive("etas[i]", e)
+    etas = V.check_array("etas", etas, ndim=1, positive=True)
+    steps = V.check_int("steps", steps, minimum=1)
     examples = V.check_int("examples", examples, minimum=2, maximum=1437)
+    seed = V.check_seed("seed", seed)
+    width = _check_width(width)
     with enable_x64(True):
         ds = D.digits()
         batch = {"x": jnp.asarray(ds.x_train[:examples], jnp.float64),
@@ -329,10 +389,18 @@ def wd_vs_exponential(eta: float, wd: float, steps: int = 500, *, momentum: floa
     """
     eta, wd = check_lr_wd(eta, wd)
     alpha = exp_lr_momentum_root(eta, wd, momentum)
-    steps = V.check_int("steps", steps, minimum=1)
+    steps, log_every = V.check_steps(steps, log_every)
+    for name, flag in (("correct_momentum", correct_momentum), ("float64", float64)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"argument `{name}` must be True or False; got {flag!r}")
+    seed = V.check_seed("seed", seed)
+    width = _check_width(width)
     dtype = jnp.float64 if float64 else jnp.float32
     with enable_x64(bool(float64)):
         ds = D.digits()
+        batch_size = V.check_int("batch_size", batch_size, minimum=1,
+                                 maximum=int(ds.x_train.shape[0]))
+        probe = V.check_int("probe", probe, minimum=1, maximum=int(ds.x_test.shape[0]))
         train_data = {"x": jnp.asarray(ds.x_train, dtype), "y": ds.y_train}
         probe_x = jnp.asarray(ds.x_test[:probe], dtype)
         model = scale_invariant_mlp((64, width, width, 10), seed=seed, dtype=dtype)
@@ -440,6 +508,11 @@ class EquilibriumResult:
 
     def late(self, values: np.ndarray, fraction: float = 0.25) -> np.ndarray:
         """Mean over the last ``fraction`` of the logged points (axis ``2``)."""
+        values = np.asarray(values)
+        if values.ndim < 3:
+            raise ValueError(f"argument `values` must have axes (n_configs, n_seeds, n_log, "
+                             f"...); got shape {values.shape}")
+        V.check_in_range("fraction", fraction, 0.0, 1.0, low_inclusive=False)
         n = values.shape[2]
         k = max(1, round(fraction * n))
         return values[:, :, n - k:].mean(axis=2)
@@ -534,6 +607,8 @@ def equilibrium_sweep(configs: Sequence[Config], steps: int, *, seeds: Sequence[
       Li, Lyu, Arora (2020), arXiv:2010.02916 (equilibrium of norm and angular update;
       same ``eta lambda``, same equilibrium).
     """
+    configs = _check_configs(configs)
+    width = _check_width(width)
     ds = D.digits()
     return run_configs(configs, steps, init=_init_fn((64, width, width, 10)),
                        train_data=ds.train, test_data=ds.test, seeds=seeds,
@@ -558,14 +633,18 @@ def run_configs(configs: Sequence[Config], steps: int, *, init: Any, train_data:
       seeds: seeds per configuration (initialization and minibatch order).
       evaluate: record test accuracy and loss (else only the norms: cheaper).
     """
-    configs = tuple(configs)
-    if not configs or not all(isinstance(c, Config) for c in configs):
-        raise TypeError("argument `configs` must be a non-empty sequence of Config")
-    seeds = [V.check_int("seeds[i]", s, minimum=0) for s in seeds]
-    if not seeds:
-        raise ValueError("argument `seeds` must not be empty")
-    steps = V.check_int("steps", steps, minimum=1)
-    log_every = V.check_int("log_every", log_every, minimum=1)
+    configs = _check_configs(configs)
+    seeds = _check_seeds(seeds)
+    steps, log_every = V.check_steps(steps, log_every)
+    for name, d in (("train_data", train_data), ("test_data", test_data)):
+        if not isinstance(d, Mapping) or "x" not in d or "y" not in d:
+            raise TypeError(f"argument `{name}` must be a mapping with keys 'x' and 'y'; got "
+                            f"{d!r} of type {type(d).__name__}")
+    n_train = int(np.shape(train_data["x"])[0])
+    batch_size = V.check_int("batch_size", batch_size, minimum=1, maximum=n_train)
+    V.check_callable("init", init)
+    if not isinstance(evaluate, (bool, np.bool_)):
+        raise TypeError(f"argument `evaluate` must be True or False; got {evaluate!r}")
     nc, ns = len(configs), len(seeds)
     c2 = np.array([c.init_scale ** 2 for c in configs])
     eta = np.array([c.eta for c in configs]) / c2
@@ -627,12 +706,23 @@ def moving_average(values: Any, window: int) -> np.ndarray:
     (``np.convolve(v, ones(window), "same")`` divided by the number of points it covers,
     so the ends average the points that exist).
 
+    Args:
+      values: a 1-D sequence, or a 2-D array of rows (e.g. one per seed), averaged along
+        its last axis.
+      window: the number of logged points averaged, an integer >= 1.
+
     Raises:
-      ValueError: if ``window`` is not a positive integer.
+      ValueError, TypeError: if ``values`` is not a 1-D or 2-D array of numbers or
+        ``window`` is not a positive integer.
     """
-    v = np.asarray(values, dtype=np.float64)
-    n = v.shape[-1]
+    v = V.check_array("values", values, ndim=(1, 2), finite=False)
     window = V.check_int("window", window, minimum=1)
+    return _moving_average(v, window)
+
+
+def _moving_average(v: np.ndarray, window: int) -> np.ndarray:
+    """:func:`moving_average` along the last axis of an array of any rank."""
+    n = v.shape[-1]
     c = np.concatenate([np.zeros(v.shape[:-1] + (1,)), np.cumsum(v, axis=-1)], axis=-1)
     i = np.arange(n)
     lo = np.maximum(0, i - window // 2)
@@ -678,10 +768,8 @@ def equilibrium_time(steps: Any, effective_lr: Any, *, rtol: float = 0.1,
       Li, Lyu, Arora (2020), arXiv:2010.02916 (the Fast Equilibrium Conjecture: this
       time scales like ``1 / (eta lambda)``).
     """
-    steps = np.asarray(steps, np.float64)
-    v = np.asarray(effective_lr, np.float64)
-    if steps.ndim != 1:
-        raise ValueError(f"argument `steps` must be 1-D; got shape {steps.shape}")
+    steps = V.check_array("steps", steps, ndim=1)
+    v = V.check_array("effective_lr", effective_lr, finite=False)
     n = steps.shape[0]
     if v.shape[-1] != n:
         if v.ndim < 2 or v.shape[-2] != n:
@@ -699,7 +787,7 @@ def equilibrium_time(steps: Any, effective_lr: Any, *, rtol: float = 0.1,
     bad = ~np.all(np.isfinite(logv), axis=-1)
     logv = np.where(np.isfinite(logv), logv, 0.0)
     target = np.median(logv[..., n - k:], axis=-1, keepdims=True)
-    smooth = moving_average(logv, window)
+    smooth = _moving_average(logv, window)
     inside = np.abs(smooth - target) <= math.log1p(rtol)
     first = np.argmax(inside, axis=-1)
     bad = bad | ~inside.any(-1)
@@ -745,10 +833,17 @@ def fast_equilibrium(products: Sequence[float], steps: int, *, eta: float = 0.1,
       Li, Lyu, Arora (2020), arXiv:2010.02916, the Fast Equilibrium Conjecture
       (equilibrium in ``O~(1 / (eta lambda))`` steps).
     """
-    products = np.asarray(products, np.float64)
-    if products.ndim != 1 or products.size < 2:
-        raise ValueError(f"argument `products` needs at least two values; got {products!r}")
+    products = V.check_array("products", products, ndim=1, positive=True)
+    if products.size < 2:
+        raise ValueError(f"argument `products` needs at least two values; got "
+                         f"{products.tolist()!r}")
+    if np.any(products >= 1):
+        raise ValueError(f"argument `products` must lie in (0, 1) (eta * wd < 1); got "
+                         f"{products.tolist()!r}")
     eta = V.check_positive("eta", eta)
+    V.check_positive("init_scale", init_scale)
+    V.check_positive("rtol", rtol)
+    width = _check_width(width)
     configs = [Config(eta, float(p) / eta, init_scale=init_scale) for p in products]
     ds = D.digits()
     res = run_configs(configs, steps, init=_init_fn((64, width, width, 10)),

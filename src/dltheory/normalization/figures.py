@@ -44,6 +44,8 @@ def widget_grid(steps: int, batch_size: int = 32, width: int = 64,
     ``log_every`` steps (by default 20, or about 20 times when 20 does not divide
     ``steps``)."""
     steps = V.check_int("steps", steps, minimum=1)
+    batch_size = V.check_int("batch_size", batch_size, minimum=1)
+    width = V.check_int("width", width, minimum=2)
     if log_every is None:
         log_every = log_interval(steps, 20, prefer=20)
     configs = [Config(e, w, init_scale=c) for e in WIDGET_ETAS for w in WIDGET_WDS
@@ -61,6 +63,8 @@ def equilibrium_figure(res: EquilibriumResult, index: int, fig: Any = None):
     """
     from dltheory import plotting
 
+    V.check_instance("res", res, EquilibriumResult, "EquilibriumResult (from equilibrium_sweep)")
+    index = V.check_int("index", index, minimum=0, maximum=len(res.configs) - 1)
     cfg = res.configs[index]
     fig, ((a, b), (n, c)) = plotting.figure(2, 2, width=7.5, height=6.2,
                                             reuse="detached" if fig is None else fig)
@@ -126,6 +130,9 @@ def growth_grid(steps: int, width: int = 32, examples: int = 128):
     """
     from dltheory.normalization.experiments import norm_growth
 
+    steps = V.check_int("steps", steps, minimum=1)
+    width = V.check_int("width", width, minimum=2)
+    examples = V.check_int("examples", examples, minimum=2, maximum=1437)
     pairs = [(e, c) for e in GROWTH_ETAS for c in WIDGET_INIT]
     res = norm_growth([e / c ** 2 for e, c in pairs], steps, width=width, examples=examples)
     return pairs, res
@@ -133,9 +140,26 @@ def growth_grid(steps: int, width: int = 32, examples: int = 128):
 
 def growth_figure(pairs, res, index: int, fig: Any = None):
     """Squared norm, effective learning rate, loss and training accuracy of GD run
-    ``index`` (no weight decay), as a 2 x 2 grid sized for the book's text width."""
-    from dltheory import plotting
+    ``index`` (no weight decay), as a 2 x 2 grid sized for the book's text width.
 
+    Args:
+      pairs: the ``(eta, initial norm)`` of each run of ``res`` (from
+        :func:`growth_grid`), or ``None`` for runs from the default initialization.
+      res: a :class:`~dltheory.normalization.NormGrowthResult`.
+      index: the run to draw.
+    """
+    from dltheory import plotting
+    from dltheory.normalization.experiments import NormGrowthResult
+
+    V.check_instance("res", res, NormGrowthResult, "NormGrowthResult (from growth_grid)")
+    n = len(res.etas)
+    if pairs is None:
+        pairs = [(float(e), 1.0) for e in res.etas]
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)) or \
+            len(pairs) != n or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+        raise TypeError(f"argument `pairs` must be a list of {n} (eta, initial norm) tuples "
+                        f"(from growth_grid), or None; got {pairs!r}")
+    index = V.check_int("index", index, minimum=0, maximum=n - 1)
     eta, c = pairs[index]
     fig, ((a, b), (d, e)) = plotting.figure(2, 2, width=7.5, height=5.8,
                                             reuse="detached" if fig is None else fig)

@@ -19,7 +19,8 @@ from flax import nnx
 
 from dltheory import data as D
 from dltheory.config import Preset
-from dltheory.normalization.experiments import Config, EquilibriumResult, run_configs
+from dltheory.normalization.experiments import (Config, EquilibriumResult, _check_configs,
+                                                run_configs)
 
 __all__ = ["PAPER_CONFIGS", "CifarSizes", "cifar_equilibrium"]
 
@@ -96,7 +97,9 @@ def cifar_equilibrium(sizes: CifarSizes | None = None, *, configs: Any = PAPER_C
     """
     sizes = CifarSizes.current() if sizes is None else sizes
     if not isinstance(sizes, CifarSizes):
-        raise TypeError(f"argument `sizes` must be a CifarSizes; got {type(sizes).__name__}")
+        raise TypeError(f"argument `sizes` must be a CifarSizes; got {sizes!r} of type "
+                        f"{type(sizes).__name__}")
+    configs = _check_configs(configs)
     ds = D.cifar10(root, limit=sizes.limit)
     test = {"x": ds.x_test[:sizes.test_limit], "y": ds.y_test[:sizes.test_limit]}
     return run_configs(configs, sizes.steps, init=_resnet_init(tuple(sizes.stage_sizes),
