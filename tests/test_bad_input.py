@@ -403,95 +403,6 @@ RECORDS = {
 # --------------------------------------------------------------------------------------
 
 PENDING = {
-    'normalization.core.ScaleInvariantMLP': {
-        'sizes': 'error does not name the argument; foreign error (IndexError); foreign error (ZeroDivisionError)',
-        'rngs': 'foreign error (AttributeError)',
-        'norm_eps': 'accepted without an error',
-        'init_scale': 'accepted without an error; error does not name the argument',
-        'head_scale': 'accepted without an error; error does not name the argument',
-        'normalization': 'accepted without an error',
-    },
-    'normalization.core.angular_update': {
-        "after={'u':array([[1.,1.],[...": 'accepted without an error',
-        'after=3': 'error does not show the value',
-        'before': 'returns NaN without an error',
-    },
-    'normalization.core.check_scale_invariance': {
-        'scales=3': 'error does not name the argument',
-    },
-    'normalization.core.effective_lr': {
-        'eta': 'accepted without an error; error does not name the argument; returns NaN without an error',
-        'params': 'error does not name the argument',
-    },
-    'normalization.core.group_sq_norms': {
-        'params': 'accepted without an error; error does not name the argument',
-    },
-    'normalization.core.groups': {
-        'params': 'accepted without an error; error does not name the argument',
-    },
-    'normalization.core.scale_invariant_mlp': {
-        'sizes=3': 'error does not name the argument',
-        "dtype='bogus'": 'error does not name the argument',
-    },
-    'normalization.core.sgd_exponential_lr': {
-        'learning_rate': 'accepted without an error',
-        'weight_decay': 'accepted without an error',
-        'momentum': 'accepted without an error',
-    },
-    'normalization.core.sgd_wd': {
-        'learning_rate': 'accepted without an error',
-        'weight_decay': 'accepted without an error',
-        'momentum': 'accepted without an error',
-        'phase_factor': 'accepted without an error',
-        'phase_steps': 'accepted without an error',
-    },
-    'normalization.experiments.equilibrium_sweep': {
-        'width': 'error does not name the argument; foreign error (MLIRError); foreign error (ZeroDivisionError)',
-        'configs=3': 'error does not name the argument',
-    },
-    'normalization.experiments.equilibrium_time': {
-        "effective_lr='abc'": 'error does not name the argument',
-    },
-    'normalization.experiments.fast_equilibrium': {
-        'width': 'error does not name the argument; foreign error (MLIRError); foreign error (ZeroDivisionError)',
-    },
-    'normalization.experiments.moving_average': {
-        'values': 'accepted without an error; error does not name the argument',
-    },
-    'normalization.experiments.gradient_scaling': {
-        'width': 'error does not name the argument',
-        'scales=()': 'error does not name the argument',
-        'scales=3': 'error does not name the argument',
-    },
-    'normalization.experiments.norm_growth': {
-        'width': 'error does not name the argument',
-    },
-    'normalization.experiments.run_configs': {
-        'configs=3': 'error does not name the argument',
-    },
-    'normalization.experiments.wd_vs_exponential': {
-        'probe': 'accepted without an error; error does not name the argument',
-        'width': 'error does not name the argument',
-    },
-    'normalization.experiments.xent': {
-        'model': 'error does not name the argument',
-        'batch': 'error does not name the argument; foreign error (KeyError)',
-    },
-    'normalization.figures.equilibrium_figure': {
-        'res': 'foreign error (AttributeError)',
-    },
-    'normalization.figures.growth_figure': {
-        'res': 'error does not name the argument',
-    },
-    'normalization.figures.growth_grid': {
-        'width': 'error does not name the argument',
-    },
-    'normalization.figures.widget_grid': {
-        'width': 'error does not name the argument; foreign error (MLIRError); foreign error (ZeroDivisionError)',
-    },
-    'normalization.paper.cifar_equilibrium': {
-        'configs': 'foreign error (FileNotFoundError)',
-    },
 }
 
 
@@ -1109,6 +1020,21 @@ case("normalization.figures.growth_grid", {"steps": 2, "width": 2, "examples": 2
 case("normalization.figures.widget_grid", {"steps": 2, "batch_size": 2, "width": 2})
 case("normalization.paper.cifar_equilibrium", lambda: {"root": NO_CIFAR},
      {"configs": ([], 3), "sizes": (3,)})
+
+
+# -- normalization.rate and normalization.momentum ---------------------------------------
+case("normalization.rate.sgd_rate", {"etas": (0.1,), "steps": 2, "seeds": (0,), "width": 2,
+                                     "log_every": 1, "fit_from": 1, "sharpness_iters": 1},
+     {"etas": ((), (-0.1,), (NAN,), "a"), "model": ("bogus", 3), "fit_from": (-1, 1.5, "2"),
+      "batch_size": (0, -1, 1.5)})
+case("normalization.momentum.angular_update_momentum", {"eta": 0.1, "wd": 0.1},
+     {"momentum": (-0.1, 1.0, NAN, "0.5")})
+case("normalization.momentum.sgd_wd_angles", {"learning_rate": 0.1, "weight_decay": 0.1},
+     {"momentum": (-0.1, 1.0, NAN, "0.5"), "blocks": ((0, 1), (1,), "ab", (1.5, 1))})
+case("normalization.momentum.momentum_angular_update",
+     {"momenta": (0.0,), "steps": 2, "settle": 1, "seeds": (0,), "width": 2, "block_steps": 1},
+     {"momenta": ((), (-0.1,), (1.0,), "a"), "settle": (-1, 3, 1.5)})
+RECORDS |= {"normalization.rate.SgdRateResult", "normalization.momentum.MomentumAngleResult"}
 
 
 # -- sharpness.label_noise ---------------------------------------------------------------

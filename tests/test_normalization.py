@@ -38,7 +38,7 @@ def test_claim_scale_invariance_and_orthogonality(seed, log_c, normalization):
         assert model.kernels[0][...].dtype == jnp.float64
         worst = N.check_scale_invariance(N.xent, model, batch, scales=(c,), rtol=1e-10,
                                          atol=1e-12)
-        assert worst <= 1e-10
+        claims.check("scale-invariance", worst)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
         def grads(p):
@@ -94,7 +94,7 @@ def test_claim_norm_identity_without_weight_decay():
     res = N.norm_growth((0.05, 1.0, 20.0), 60, examples=128, width=32)
     assert res.sq_norm.dtype == np.float64
     assert np.all(res.residual <= 1e-10), res.residual
-    assert np.all(res.relative_residual <= 1e-12)
+    claims.check("norm-identity", np.max(res.relative_residual))
     # the norm never shrinks, and grows more for a larger learning rate
     assert np.all(np.diff(res.sq_norm, axis=1) >= -1e-12)
     growth = res.sq_norm[:, -1].sum(-1) / res.sq_norm[:, 0].sum(-1)
@@ -123,7 +123,7 @@ def test_claim_weight_decay_equals_exponential_schedule():
     res = N.wd_vs_exponential(0.1, 0.05, 500, width=32)
     assert res.logits_wd.dtype == np.float64
     assert len(res.steps) == 501
-    assert res.output_gap.max() <= 1e-8, res.output_gap.max()
+    claims.check("wd-exponential", res.output_gap.max())
     # w~_t = alpha^-t w_t for every group
     np.testing.assert_allclose(res.norm_ratio, res.predicted_ratio[:, None] *
                                np.ones_like(res.norm_ratio), rtol=1e-8)
@@ -133,7 +133,7 @@ def test_claim_weight_decay_equals_exponential_schedule():
 def test_claim_exponential_schedule_with_momentum_needs_the_buffer_start():
     kw = {"momentum": 0.9, "width": 32}
     good = N.wd_vs_exponential(0.1, 0.01, 500, **kw)
-    assert good.output_gap.max() <= 1e-8, good.output_gap.max()
+    claims.check("wd-exponential-momentum", good.output_gap.max())
     bad = N.wd_vs_exponential(0.1, 0.01, 500, correct_momentum=False, **kw)
     assert bad.output_gap.max() > 1e-4  # a zero buffer does not reproduce weight decay
 
@@ -163,14 +163,14 @@ def test_claim_equilibrium_from_initial_norms_1x_and_10x(eq):
     eff = _after(eq, eq.effective_lr, t0)  # (configs, groups)
     start = eq.effective_lr[:, :, 0].mean(1)
     assert np.all(start[0] / start[2] > 50)  # they start 100x apart
-    np.testing.assert_allclose(eff[2], eff[0], rtol=0.10)
+    claims.check("equilibrium-from-init", np.max(np.abs(eff[2] / eff[0] - 1)))
 
 
 def test_claim_same_product_same_equilibrium_different_product_not(eq):
     t0 = 5 / EQ_CONFIGS[0].product
     eff = _after(eq, eq.effective_lr, t0)
     acc = 100 * _after(eq, eq.test_accuracy[..., None], t0)[:, 0]
-    np.testing.assert_allclose(eff[1], eff[0], rtol=0.10)
+    claims.check("same-product", np.max(np.abs(eff[1] / eff[0] - 1)))
     assert abs(acc[1] - acc[0]) <= 1.0, acc
     # 10x the product: a different equilibrium. With G (the squared gradient at unit
     # norm) the same, the effective LR sqrt(2 eta lambda / G) would be sqrt(10) = 3.16x
@@ -189,12 +189,10 @@ def test_claim_angular_update_is_sqrt_2_eta_lambda(eq):
     ang = eq.late(eq.angular).mean(axis=1)  # (configs, groups)
     for cfg, a in zip(EQ_CONFIGS, ang):
         pred = N.equilibrium_norm_prediction(cfg.eta, cfg.wd, 1.0).angular_update
-        np.testing.assert_allclose(a, pred, rtol=0.10)
+        for ratio in np.atleast_1d(a / pred):
+            claims.check("angular-update", ratio)
 
 
-def _registered(label):
-    """Whether ``label`` is in the claims registry (then the test checks its bound there)."""
-    return label in {c.label for c in claims.CLAIMS}
 
 
 def test_claim_ilr_momentum():
@@ -212,8 +210,7 @@ def test_claim_ilr_momentum():
     assert np.all(res.spread(rms=True) < 0.01), res.spread(rms=True)
     err = res.relative_error(rms=True)
     assert np.all(np.abs(err) <= 0.03), err
-    if _registered("ilr-momentum"):
-        claims.check("ilr-momentum", float(np.max(np.abs(err))))
+    claims.check("ilr-momentum", float(np.max(np.abs(err))))
     # the momentum-free formula is rejected at gamma = 0.9 (predicts 0.141, measured 0.103)
     assert abs(res.relative_error_no_momentum(rms=True)[1]) > 0.15
     # with gamma = 0 the step-by-step angle agrees with the chapters' norm-based one
@@ -236,8 +233,7 @@ def test_claim_si_sgd_rate():
     assert 10.0 > 4 * 2 / si.sharpness  # the large rate is far beyond 2 / lambda_max
     assert np.all(si.slope <= -0.25 + 0.05), si.slope
     assert np.all(si.slope_unit <= -0.25 + 0.05), si.slope_unit  # norm growth divided out
-    if _registered("si-sgd-rate"):
-        claims.check("si-sgd-rate", float(np.max(si.slope)))
+    claims.check("si-sgd-rate", float(np.max(si.slope)))
     # the norm absorbs the large learning rate and barely moves at the small one
     assert si.norm_growth[1] > 3 and si.norm_growth[0] < 1.2, si.norm_growth
     assert np.all(si.loss[:, :, -1] < 0.5)  # both train (chance level: ln 10 = 2.3)
@@ -365,7 +361,7 @@ def test_claim_fast_equilibrium_slope():
                            width=64, log_every=5)
     assert np.all(np.isfinite(f.mean_times))
     assert np.all(np.diff(f.mean_times) < 0)  # larger product, faster equilibrium
-    assert 0.7 <= f.slope <= 1.3, (f.slope, f.mean_times)
+    claims.check("fast-equilibrium", f.slope)
 
 
 # --------------------------------------------------------------------------------------

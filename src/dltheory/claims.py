@@ -372,6 +372,13 @@ CLAIMS: tuple[Claim, ...] = (
           "largest output gap between the two runs with momentum (float64)",
           "tests/test_normalization.py::test_claim_exponential_schedule_with_momentum_needs_the_buffer_start",
           at_most(1e-8), "si_mom_gap"),
+    Claim("si-sgd-rate", _SI, "thm-si-sgd-rate", "arora2019theoretical",
+          "SGD at a fixed learning rate, not tuned to the smoothness, drives the smallest "
+          "gradient norm of a scale-invariant loss down at least like $T^{-1/4}$.",
+          "least steep fitted log-log slope of $\\min_{t \\le T}\\lVert\\nabla L\\rVert$ "
+          "in $T$, over the learning rates",
+          "tests/test_normalization.py::test_claim_si_sgd_rate",
+          at_most(-0.2), "si_sgd_slope_max", ".2f"),
     Claim("equilibrium-from-init", _IL, "thm-ilr-equilibrium", "li2020reconciling",
           "The effective learning rate reaches the same equilibrium from initial norms "
           "$1\\times$ and $10\\times$.",
@@ -388,6 +395,12 @@ CLAIMS: tuple[Claim, ...] = (
           "measured angular update / $\\sqrt{2\\eta\\lambda}$",
           "tests/test_normalization.py::test_claim_angular_update_is_sqrt_2_eta_lambda",
           between(0.9, 1.1), "ilr_ang_a / ilr_pred_a"),
+    Claim("ilr-momentum", _IL, None, "wan2021spherical",
+          "With momentum $\\gamma$ the angular update per step at equilibrium is "
+          "$\\sqrt{2\\eta\\lambda/(1+\\gamma)}$.",
+          "largest relative error of the formula over the momenta",
+          "tests/test_normalization.py::test_claim_ilr_momentum",
+          at_most(0.03), "ilr_mom_err_max", ".2g"),
     Claim("fast-equilibrium", _IL, "conj-ilr-fast", "li2020reconciling",
           "The time to equilibrium scales like $1/(\\eta\\lambda)$.",
           "fitted slope of $\\ln$(time) against $\\ln(1/(\\eta\\lambda))$",
