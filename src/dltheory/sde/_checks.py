@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from dltheory import validation as V
+
 
 
 def show(value: Any, limit: int = 60) -> str:
@@ -85,11 +87,8 @@ def instance(name: str, value: Any, types: type | tuple[type, ...], what: str) -
 
 
 def function(name: str, value: Any) -> Any:
-    """``value`` if it is callable."""
-    if not callable(value):
-        raise TypeError(f"argument `{name}` must be callable; got {show(value)} of type "
-                        f"{type(value).__name__}")
-    return value
+    """``value`` if it is callable (:func:`dltheory.validation.check_callable`)."""
+    return V.check_callable(name, value)
 
 
 def batch(name: str, value: Any, keys: tuple[str, ...]) -> Mapping:
