@@ -270,7 +270,7 @@ def _capturing(out: list) -> Iterator[None]:
             out[-1] = dataclasses.replace(
                 full, flops=small[0].flops + record / prog.log_every)
         axis = 1 if vmapped else 0
-        recs = {k: np.zeros(v.shape[:axis] + (n_int + 1,) + v.shape[axis + 2:], np.float32)
+        recs = {k: np.zeros(v.shape[:axis] + (n_int + 1,) + v.shape[axis + 1:], np.float32)
                 for k, v in rec.items() if k != "step"}
         div = np.full(np.shape(carry[3]), -1, np.int32)
         return carry, np.arange(n_int + 1) * prog.log_every, recs, div
@@ -477,6 +477,26 @@ def _intrinsic_lr() -> list[ProgramBudget]:
                               N.cifar_equilibrium, N.paper.CifarSizes.paper()))
 
 
+def _label_noise() -> list[ProgramBudget]:
+    from dltheory.sharpness import label_noise as LN
+
+    s = LN.LabelNoiseSizes.paper()
+    return (_programs("sparse-regression toy: label noise, SGD, GD", LN.toy_experiment, s)
+            + _programs("the eta^2 time scale", LN.time_scale_experiment, s)
+            + _programs("sample complexity against d", LN.sample_complexity_experiment, s)
+            + _programs("widget grid", LN.explorer_grid, s))
+
+
+def _sam() -> list[ProgramBudget]:
+    from dltheory.sharpness import sam as S
+
+    t, d = S.ToySizes.paper(), S.DigitsSizes.paper()
+    return (_programs("toy: GD, SAM, 1-SAM", S.toy_experiment, t)
+            + _programs("toy: 1-SAM at three step sizes", S.toy_eta_sweep, t)
+            + _programs("toy: widget grid", S.toy_grid, t.widget_steps, seeds=t.widget_seeds)
+            + _programs("digits: GD, SAM, SGD, 1-SAM", S.digits_experiment, d))
+
+
 #: Chapter key -> the function that builds and analyses its paper preset's programs.
 CHAPTERS: dict[str, Callable[[], list[ProgramBudget]]] = {
     "preliminaries/gradient_descent": _gradient_descent,
@@ -488,6 +508,8 @@ CHAPTERS: dict[str, Callable[[], list[ProgramBudget]]] = {
     "lowrank/incremental_sensing": _sensing,
     "normalization/scale_invariance": _scale_invariance,
     "normalization/intrinsic_lr": _intrinsic_lr,
+    "sharpness/label_noise": _label_noise,
+    "sharpness/sam": _sam,
 }
 
 
