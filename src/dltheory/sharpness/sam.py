@@ -1,7 +1,7 @@
 """Sharpness-aware minimization (SAM): which sharpness it minimizes, on a toy and on a net.
 
 SAM (Foret et al. 2021) replaces the gradient step by a step with the gradient taken at a
-point pushed uphill by ``rho`` along the normalized gradient:
+point pushed uphill by ``rho`` along the normalized gradient::
 
     x <- x - eta * grad L(x + rho * grad L(x) / |grad L(x)|).
 
@@ -267,7 +267,7 @@ def run_sam(loss_fn: Callable[[Any, Any], jax.Array], init: Any, data_: Any, *,
 
 #: The toy's starting point ``(x1, x2, x3, x4)``.
 TOY_X0 = (-1.0, 1.0, 1.0, 1.0)
-#: The toy's two "examples": ``k = 0`` is ``F1 x3^2``, ``k = 1`` is ``F2 x4^2``.
+#: The toy's two examples, ``k = 0`` for ``F1 x3^2`` and ``k = 1`` for ``F2 x4^2``.
 TOY_DATA = {"k": np.arange(2, dtype=np.int32)}
 #: Where the top eigenvalue and the trace are smallest on the manifold of minimizers.
 X1_LAMBDA_MIN, X1_TRACE_MIN = 1.0, 1.0 / 3.0
