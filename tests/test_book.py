@@ -196,3 +196,15 @@ def test_site_stays_light(book):
     print("\n".join(lines))
     (ROOT / "_build" / "site-size.txt").write_text("\n".join(lines) + "\n")
     assert total < 60e6, f"the site is {total / 1e6:.1f} MB; keep it under 60 MB"
+
+
+@pytest.mark.slow
+def test_drift_guard_passes_on_this_build(book):
+    """Every glued number of the fresh build is within its tolerance of book/numbers.json
+    (tools/check_numbers.py, which `make book` runs after the build)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "check_numbers.py")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
