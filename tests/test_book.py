@@ -87,7 +87,7 @@ def test_every_chapter_page_is_complete(book):
         assert len(re.findall(r'class="[^"]*\bexercise\b', page)) >= 3, f"{rel}: exercises"
         assert "Traceback" not in text, rel
         # each theorem is followed by its ledger line, and the chapter ends with its claims
-        theorems = len(re.findall(r'class="[^"]*\b(theorem|conjecture)\b', page))
+        theorems = len(re.findall(r'class="proof (theorem|conjecture)\b', page))
         assert text.count("Checked by") >= theorems >= 1, f"{rel}: ledger lines"
         assert "The claims of this chapter" in text and "test_claim_" in text, rel
 

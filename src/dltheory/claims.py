@@ -660,10 +660,10 @@ def claims_page(root: pathlib.Path | None = None, title: str = "The claims ledge
         raise ValueError("argument `title` must be a non-empty string")
     lines = [
         f"# {title}", "",
-        "Every number this book claims to reproduce, the paper it comes from, the test in "
-        "the repository that checks it, the bound it must meet, and the value measured in "
-        "the chapter as this book was built. A claim measured by the test suite only is "
-        "marked *tested*; its chapter states the result without a number of its own.", "",
+        "Every number this book claims to reproduce: the paper it comes from, the test in "
+        "the repository that checks it, the bound it must meet, and the value the chapter "
+        "measures with its own code. A claim that only the test suite measures is marked "
+        "*tested*; its chapter states the result without a number of its own.", "",
     ]
     for chapter in chapters():
         doc = f"/book/{chapter}.ipynb"
