@@ -525,3 +525,24 @@ def test_rules_widget_renders_every_setting():
         e.image()
     assert compiled() == 0
     assert res.gap("none") > res.gap("sqrt")
+
+
+def test_adam_weak_error_order_against_one_on_made_up_errors():
+    """The fitted order and its verdict on errors built to follow eta^p exactly."""
+    from dltheory.sde.adam import AdamWeakErrorResult
+
+    etas = np.array([0.2, 0.1, 0.05])
+    times = np.array([0.0, 1.0])
+
+    def made(p, se):
+        err = 0.1 * (etas / etas[0]) ** p
+        adam = np.stack([np.zeros_like(err), 1.0 + err], axis=1)
+        adam_se = np.stack([np.zeros_like(err), se * err], axis=1)
+        return AdamWeakErrorResult(etas, times, adam, adam_se, np.array([0.0, 1.0]),
+                                   np.ones(2), np.ones(2), np.ones(2), 10)
+
+    r = made(1.5, 0.01)
+    assert r.slope == pytest.approx(1.5) and r.ratio == pytest.approx(4 ** 1.5)
+    assert r.order_against_one() == "faster"
+    assert made(0.5, 0.01).order_against_one() == "slower"
+    assert made(1.05, 0.3).order_against_one() == "as fast"

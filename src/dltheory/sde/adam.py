@@ -99,6 +99,15 @@ class AdamWeakErrorResult:
         """``|error|`` at the largest eta over ``|error|`` at the smallest."""
         return float(abs(self.errors[0]) / abs(self.errors[-1]))
 
+    def order_against_one(self, k: float = 2.0) -> str:
+        """``"faster"``, ``"as fast"`` or ``"slower"``: how the fitted order compares with
+        the order 1 the theorem guarantees, where "as fast" means 1 lies within ``k``
+        standard errors of :attr:`slope`."""
+        slope, se = self._fit()
+        if slope - k * se > 1:
+            return "faster"
+        return "as fast" if slope + k * se >= 1 else "slower"
+
     @property
     def errors_in_se(self) -> np.ndarray:
         """``|error|`` per eta in standard errors."""
