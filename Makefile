@@ -28,6 +28,8 @@ help:
 	@echo "make accept-numbers  take the last build's glued numbers as the known-good ones"
 	@echo "                (book/numbers.json; make book fails when a number moves past its tolerance)"
 	@echo "make claims-page  regenerate book/claims.md from the claims registry (dltheory.claims)"
+	@echo "make repository URL=https://github.com/OWNER/REPO  point the book at a fork (launch"
+	@echo "                buttons, setup cells, install lines, test links)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
 	@echo "make clean      remove _build and caches (keeps .venv)"
@@ -64,6 +66,12 @@ accept-numbers: $(STAMP)
 	$(BIN)/python tools/check_numbers.py --accept
 claims-page: $(STAMP)
 	$(BIN)/python tools/claims_page.py
+
+# A fork or a course's copy: every copy of the repository URL from one command.
+.PHONY: repository
+repository: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make repository URL=https://github.com/OWNER/REPO [BRANCH=main]"; exit 2; }
+	$(BIN)/python tools/set_repository.py "$(URL)" $(if $(BRANCH),--branch "$(BRANCH)")
 
 # Same pages, same execution cache, every solution removed (tools/student_edition.py).
 book-student: book
