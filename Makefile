@@ -30,6 +30,7 @@ help:
 	@echo "make claims-page  regenerate book/claims.md from the claims registry (dltheory.claims)"
 	@echo "make repository URL=https://github.com/OWNER/REPO  point the book at a fork (launch"
 	@echo "                buttons, setup cells, install lines, test links)"
+	@echo "make dist       the built book as one zip for offline reading (_build/dist)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
 	@echo "make clean      remove _build and caches (keeps .venv)"
@@ -94,6 +95,11 @@ MATHJAX := tools/browser/node_modules/mathjax/package.json
 $(MATHJAX): tools/browser/package.json tools/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tools/browser --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the browser test needs MathJax from npm (it is skipped only without Chromium)"; fi
+
+# The built book as one zip for offline reading, MathJax included where npm could fetch it.
+.PHONY: dist
+dist: book $(MATHJAX)
+	$(BIN)/python tools/dist.py
 
 test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest --durations=25

@@ -19,7 +19,7 @@ NEW = "https://github.com/a-course/dltheory-fall"
 
 @pytest.fixture()
 def copy(tmp_path):
-    for rel in ("_config.yml", "book", "tests"):
+    for rel in ("_config.yml", "CITATION.cff", "book", "tests"):
         src = ROOT / rel
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / rel)
     return tmp_path
@@ -44,7 +44,7 @@ def test_every_copy_of_the_url_follows_the_config(copy):
     assert (copy / "_config.yml").read_text().count("#") == (ROOT / "_config.yml").read_text().count("#")
     urls = _setup_urls(copy)
     assert urls and set(urls.values()) == {NEW}, urls
-    for page in ("book/intro.md", "book/api.md", "book/claims.md"):
+    for page in ("book/intro.md", "book/api.md", "book/claims.md", "CITATION.cff"):
         text = (copy / page).read_text()
         assert OLD not in text and NEW in text, page
         assert page in out

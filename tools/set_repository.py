@@ -7,8 +7,8 @@ The repository is named in ``_config.yml`` (``repository.url`` and ``repository.
 which the launch buttons, the repository button and the claims page's test links use. A
 notebook opened on Colab cannot read ``_config.yml``, so each chapter's setup cell carries
 a copy of the URL (``DLTHEORY_REPO = "..."``), as do the install lines of the introduction
-and the API page. This script rewrites all of them from the one new URL, regenerates the
-claims page, and says what it changed; ``tests/test_notebooks.py`` fails when a setup cell
+and the API page, and ``CITATION.cff``. This script rewrites all of them from the one new
+URL, regenerates the claims page, and says what it changed; ``tests/test_notebooks.py`` fails when a setup cell
 and ``_config.yml`` disagree, so a hand edit of one of them cannot go unnoticed.
 """
 
@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 URL = re.compile(r"^https://github\.com/[A-Za-z0-9][A-Za-z0-9_-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 # Pages that show the install or clone command with the repository's URL.
-PAGES = ("book/intro.md", "book/api.md")
+PAGES = ("book/intro.md", "book/api.md", "CITATION.cff")
 
 
 def check_url(url: str) -> str:
