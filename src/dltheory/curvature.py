@@ -72,7 +72,7 @@ def sharpness(loss_fn: Callable[[Any, Any], jax.Array], params: Any, batch: Any,
     key = V.check_key("key", key)
     p, fn = _split_params(loss_fn, params)
     flat, unravel = ravel_pytree(p)
-    if flat.size == 0:
+    if not jax.tree_util.tree_leaves(p) or flat.size == 0:
         raise ValueError(f"argument `params` must hold at least one parameter; got {params!r}")
     v0 = jax.random.normal(key, flat.shape, flat.dtype)
     v0 = v0 / jnp.linalg.norm(v0)
@@ -148,7 +148,7 @@ def hessian_trace(loss_fn: Callable[[Any, Any], jax.Array], params: Any, batch: 
     V.check_callable("loss_fn", loss_fn)
     p, fn = _split_params(loss_fn, params)
     flat, unravel = ravel_pytree(p)
-    if flat.size == 0:
+    if not jax.tree_util.tree_leaves(p) or flat.size == 0:
         raise ValueError(f"argument `params` must hold at least one parameter; got {params!r}")
     if isinstance(probes, (int, np.integer)) and not isinstance(probes, bool):
         n = V.check_int("probes", probes, minimum=2)
