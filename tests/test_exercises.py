@@ -6,6 +6,7 @@ import math
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 from dltheory import exercises as X
@@ -18,6 +19,15 @@ NUMERIC = [
     ("gd-ex-best-lr", [346, 345, 346.0], [347, 350, 173, 692, -346, 0]),
     ("glrl-ex-linear", [(4.5, 3.5), [4.5, 3.49]], [(3.5, 4.5), (4.5, 4.0), (4.0, 3.5)]),
     ("ilr-ex-relax", [24.62, 25, 24.3], [12.3, 50, 196, 23.0]),
+    # (eta, 1 - beta1, 1 - beta2, eps) at kappa = 4; wrong: the linear rule, betas unchanged
+    ("asde-ex-derive", [(2e-3, 0.4, 0.004, 5e-9), (0.002, 0.401, 0.004, 5.01e-9)],
+     [(4e-3, 0.4, 0.004, 5e-9), (2e-3, 0.1, 0.001, 1e-8), (2e-3, 0.4, 0.004, 2.5e-9),
+      (2e-3, 0.6, 0.996, 5e-9)]),
+    # ln(2000)/ln(1.04); wrong: ln(2000)/0.04, ln(1000)/ln(1.04), ln(4000)/ln(1.04)
+    ("ms-ex-derive", [193.8, 194, 193.5], [190.0, 176.1, 211.5, 96.9]),
+    # (sqrt(0.99^2 4 + 0.09), arctan(0.3/1.98)); wrong: no decay, tan not arctan, norm unchanged
+    ("si-ex-wd-norm", [(2.0026, 0.15037), (2.0025983, 0.1503714)],
+     [(2.02237, 0.14889), (2.0026, 0.151515), (2.0, 0.15037), (1.98, 0.15037)]),
 ]
 
 
@@ -99,3 +109,43 @@ def test_every_checker_is_used_by_its_exercise_outside_the_solution():
                 assert not gated, (path, label)
                 found[label] = path
     assert sorted(found) == sorted(X.EXERCISES), set(X.EXERCISES) ^ set(found)
+
+
+def _trace(params, x):
+    u, v = np.asarray(params["u"], float), np.asarray(params["v"], float)
+    x = np.atleast_2d(np.asarray(x, float))
+    return 8 * np.mean(np.sum(x ** 2 * (u ** 2 + v ** 2), axis=1))
+
+
+# (label, an independent right answer, wrong answers a reader could plausibly write)
+CODE = [
+    ("hm-ex-exp", lambda n, norm, order: math.log(n) / norm ** order,
+     [lambda n, norm, order: math.log(n) / norm, lambda n, norm, order: n / norm ** order,
+      lambda n, norm, order: (math.log(n) + math.expm1(1)) / norm ** order]),
+    ("lr-ex-odd", lambda g, a: (1 + a) * g / 4,
+     [lambda g, a: (1 + a) * g / 2, lambda g, a: g / 4, lambda g, a: (1 - a) * g / 4]),
+    ("lnsgd-ex-trace", _trace,
+     [lambda p, x: 2 * _trace(p, x), lambda p, x: _trace(p, x) * np.atleast_2d(x).shape[0],
+      lambda p, x: 8 * float(np.sum(np.square(p["u"]) + np.square(p["v"])))]),
+    ("sam-ex-cycle", lambda eta, rho, lam: eta * rho * lam / (2 - eta * lam),
+     [lambda eta, rho, lam: eta * rho * lam / (1 - eta * lam),
+      lambda eta, rho, lam: rho, lambda eta, rho, lam: eta * rho * lam / 2]),
+]
+
+
+@pytest.mark.parametrize("label, right, wrongs", CODE, ids=[c[0] for c in CODE])
+def test_code_answers(label, right, wrongs):
+    entry = X.EXERCISES[label]
+    v = X.check(label, right)
+    assert v.correct and v.message == f"Correct on {len(entry.cases)} inputs", v
+    for wrong in wrongs:
+        v = X.check(label, wrong)
+        assert not v.correct and v.message.startswith("Not yet") and entry.hint in v.message
+    assert "Not the right form" in X.check(label, 0.5).message
+
+
+def test_reference_kwargs_must_be_pairs():
+    with pytest.raises(TypeError, match="`reference_kwargs` must be a tuple of"):
+        X.CodeAnswer("x", "f", "dltheory.margin.core:smoothed_gap_bound", ((2, 1.0, 1),), "h",
+                     reference_kwargs={"loss": "exponential"})
+

@@ -149,10 +149,18 @@ class CodeAnswer:
     cases: tuple[tuple[Any, ...], ...]
     hint: str
     rtol: float = 1e-6
+    #: keyword arguments passed to the reference only (the reader's function takes the
+    #: positional arguments of ``cases``), as ``(name, value)`` pairs
+    reference_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
         _check_label(self.label)
         object.__setattr__(self, "rtol", V.check_nonnegative("rtol", self.rtol))
+        if not (isinstance(self.reference_kwargs, tuple) and all(
+                isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str)
+                for kv in self.reference_kwargs)):
+            raise TypeError(f"argument `reference_kwargs` must be a tuple of (name, value) "
+                            f"pairs; got {self.reference_kwargs!r}")
         V.check_instance("reference", self.reference, str, "string 'module:function'")
         module, sep, name = self.reference.partition(":")
         if not sep or not module or not name:
@@ -178,7 +186,7 @@ class CodeAnswer:
         module, name = self.reference.split(":")
         ref: Callable = getattr(importlib.import_module(module), name)
         for args in self.cases:
-            want = np.asarray(ref(*args), dtype=float)
+            want = np.asarray(ref(*args, **dict(self.reference_kwargs)), dtype=float)
             try:
                 got = np.asarray(answer(*args), dtype=float)
             except Exception as exc:  # the reader's code failed: say so, with the input
@@ -200,7 +208,7 @@ EXERCISES: dict[str, NumericAnswer | CodeAnswer] = {a.label: a for a in (
     _numeric("gd-ex-best-lr", "the number of steps (an integer)",
              [('2bcefd12ca509147948c86f0', '3607acfb66ae5d4ac613b8b2', 'a769942bf047139b00293116')],
              "the loss contracts by rho squared per step, with rho = (kappa - 1)/(kappa + 1); "
-             "solve rho^(2k) <= 1e-6 for the smallest integer k.", rel=0.002),
+             "solve rho^(2k) <= 1e-6 for the smallest integer k.", rel=2e-3),
     _numeric("glrl-ex-linear", "the two traces (gradient flow's completion, then the PSD one)",
              [('125fd6d38d9f784a0dae494f', 'c5d77870c02d643f78e94e28', 'ef7f27d7a9901aba4cb1afab'),
               ('04e516c2af1d085a7b24a656', 'af2d024ae1b9e7cbf36e84a1', 'd46a251b5dba8a8009177e7e')],
@@ -214,6 +222,47 @@ EXERCISES: dict[str, NumericAnswer | CodeAnswer] = {a.label: a for a in (
     CodeAnswer("sde-ex-weights", "a function l -> (c1, c2) with c1 >= c2",
                "dltheory.sde.svag:svag_coefficients", tuple((l,) for l in (1, 2, 3, 8, 16)),
                "check c1 + c2 = 1 and c1^2 + c2^2 = l, and order the pair as c1 >= c2."),
+    _numeric("asde-ex-derive", "the four numbers (eta, 1 - beta1, 1 - beta2, epsilon) at batch 256",
+             [('499cf8665b6bce3020c26f8b', '84f13085d8fbadbf12860a53', 'bc4884459495069413774763'),
+              ('a2ceaab22fc6b19548b8fcbd', 'e1bb99c534e416ea6e837dd0', 'f26308f1aba7003aa8e56b4d'),
+              ('16273e7bca54e43a1ce3bcd0', '204392eec8a66f7ad00ca3de', 'b3698084de24948e3244a382'),
+              ('03db6d3c36070671b7d44812', '84b1453561caa908f6869d0d', 'e9a9e39266b1172c4e28e442')],
+             "kappa = 256/64; the rule multiplies eta by sqrt(kappa) and each 1 - beta by kappa, "
+             "and divides epsilon by sqrt(kappa).", rel=0.005),
+    CodeAnswer("hm-ex-exp", "a function (n, norm, order) -> the bound on the gap between the "
+               "normalized and the smoothed margin", "dltheory.margin.core:smoothed_gap_bound",
+               ((2, 1.0, 1), (10, 3.0, 2), (500, 40.0, 2), (7, 2.5, 3)),
+               "bound log(sum_n exp(-q_n)) between -q_min and log N - q_min, then divide "
+               "by |theta|^L.", reference_kwargs=(("loss", "exponential"),)),
+    CodeAnswer("lr-ex-odd", "a function (svm_margin, alpha) -> the largest normalized margin "
+               "of a two-layer Leaky ReLU net on symmetric data",
+               "dltheory.margin.leaky:max_normalized_margin",
+               ((1.0, 0.2), (0.3, 0.5), (2.0, 0.01), (0.05, 0.9)),
+               "the margin is that of the odd part, (1 + alpha)/2 (sum_k a_k w_k)^T x, and "
+               "|sum_k a_k w_k| <= |theta|^2 / 2."),
+    _numeric("ms-ex-derive", "the number of steps T_s (a real number)",
+             [('7f298fd141a1599c5008f5d5', '89c7a595b26a8b3281b10af4', 'e2da3d358784753d6cd4fdbf')],
+             "put the numbers into the formula of (b); the logarithm in the denominator is "
+             "ln(1 + 2 eta lambda_s), not 2 eta lambda_s.", rel=0.005),
+    _numeric("si-ex-wd-norm", "the two numbers (|w_{t+1}|, theta_t in radians), to five digits",
+             [('02acf70572a74bb0226c0e8b', '944882b8bb7c385142648617', 'ab8ca80e63c91ce0eca06f30'),
+              ('3df4cc13a2e538a61435f941', '47e66a0a2e5c55682f2a87aa', '8cea0fc2c593fac975a638a7')],
+             "the weight decay factor is 1 - eta lambda, and the gradient is orthogonal to "
+             "w_t, so the two parts of the step add in squares.", rel=5e-4),
+    CodeAnswer("lnsgd-ex-trace", "a function (params, x) -> the trace of the Hessian of the "
+               "training loss", "dltheory.sharpness.label_noise:hessian_trace",
+               tuple(({"u": u, "v": v}, x) for u, v, x in (
+                   ((1.0, 1.0, 1.0), (1.0, 1.0, 1.0), ((1.0, -1.0, 1.0), (-1.0, -1.0, 1.0))),
+                   ((0.5, 2.0, 0.0), (1.5, 0.1, 0.3), ((1.0, 1.0, -1.0),)),
+                   ((0.2, -1.0, 0.7), (0.0, 0.45, -2.0),
+                    ((0.5, -2.0, 1.0), (3.0, 0.1, -0.2), (-1.0, 1.0, 0.0))))),
+               "the gradient of one prediction is (2 x_n u, -2 x_n v) entrywise, and at a "
+               "minimizer only the Gauss-Newton term is left; away from it the other term "
+               "still has zero trace.", rtol=1e-5),
+    CodeAnswer("sam-ex-cycle", "a function (eta, rho, lam) -> the amplitude a of SAM's two-cycle",
+               "dltheory.sharpness.sam:sam_residual",
+               ((0.1, 0.05, 1.0), (0.02, 0.1, 8.0), (0.5, 0.01, 3.9), (1e-3, 1.0, 10.0)),
+               "write the update for x > 0 and ask that it map a to -a.", rtol=1e-6),
 )}
 
 
