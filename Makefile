@@ -30,6 +30,7 @@ help:
 	@echo "make claims-page  regenerate book/claims.md from the claims registry (dltheory.claims)"
 	@echo "make repository URL=https://github.com/OWNER/REPO  point the book at a fork (launch"
 	@echo "                buttons, setup cells, install lines, test links)"
+	@echo "make slides     a reveal.js deck per chapter, from its own cells (_build/slides)"
 	@echo "make dist       the built book as one zip for offline reading (_build/dist)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
@@ -90,11 +91,17 @@ book-student: book
 colab-edition: $(STAMP)
 	$(BIN)/python tools/colab_edition.py --out _build/colab-edition
 
-# MathJax for the offline browser test (tests/test_browser.py), from the npm registry.
+# MathJax for the offline browser test (tests/test_browser.py) and reveal.js for the slide
+# decks (tools/slides.py), from the npm registry.
 MATHJAX := tools/browser/node_modules/mathjax/package.json
 $(MATHJAX): tools/browser/package.json tools/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tools/browser --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the browser test needs MathJax from npm (it is skipped only without Chromium)"; fi
+
+# A reveal.js deck per chapter from the chapter's own cells (tools/slides.py).
+.PHONY: slides
+slides: book $(MATHJAX)
+	$(BIN)/python tools/slides.py
 
 # The built book as one zip for offline reading, MathJax included where npm could fetch it.
 .PHONY: dist
