@@ -91,3 +91,40 @@ def test_every_chapter_has_the_same_setup_cell():
 # The setup cell itself runs in `make test-colab` (tools/env_jobs.py): in Colab's own
 # package set, with a wrong install location (its error message) and then for real, and
 # the job fails if the install changed any package Colab had.
+
+
+CHAPTERS = [p for p in NOTEBOOKS if p.name != "paper_scale.ipynb"]
+ARC = ["## The result", "## Explore it yourself", "## Where the picture breaks", "## Paper scale",
+       "## The claims of this chapter", "## Exercises", "## What to remember", "## References"]
+
+
+def _markdown(path):
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[str(p.relative_to(ROOT)) for p in CHAPTERS])
+def test_chapter_follows_the_arc(path):
+    """Every chapter opens with what the reader will be able to do and what it assumes, walks
+    the sections of the chapter arc in order, and ends with three to five sentences to remember."""
+    cells = _markdown(path)
+    first = cells[0]
+    assert first.startswith("# "), f"{path.name}: the first cell must be the chapter's title"
+    box = re.search(r"```\{admonition\} In this chapter\n(.*?)\n```", first, re.S)
+    assert box, f"{path.name}: the first cell must hold the 'In this chapter' box"
+    assert "**You will be able to**" in box.group(1) and "**Prerequisites:**" in box.group(1), (
+        f"{path.name}: the 'In this chapter' box names what the reader will be able to do "
+        "and the prerequisites")
+    headings = [line.strip() for text in cells for line in text.splitlines() if line.startswith("## ")]
+    positions = []
+    for h in ARC:
+        assert h in headings, f"{path.name}: the section {h!r} is missing"
+        positions.append(headings.index(h))
+    assert positions == sorted(positions), (
+        f"{path.name}: the sections must come in the order {ARC}; found {headings}")
+    text = "\n".join(cells)
+    remember = text.split("## What to remember", 1)[1].split("## References", 1)[0]
+    prose = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "x", remember, flags=re.S)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", prose.strip()) if s.strip()]
+    assert 3 <= len(sentences) <= 5, (
+        f"{path.name}: 'What to remember' has {len(sentences)} sentences; three to five")

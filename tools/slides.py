@@ -126,7 +126,7 @@ def chapter_slides(path: pathlib.Path, book, load_glue, root: pathlib.Path = ROO
     for kind, what in (("intro", "an 'In this chapter' box"), ("figure",
                        f"a code cell tagged {TAG!r} with a figure")):
         if kind not in kinds:
-            raise SlidesError(f"{doc}: the chapter has no {what}, so its deck would lack it")
+            raise SlidesError(f"{doc}: the chapter lacks {what}, which its deck needs")
     if remember is None:
         raise SlidesError(f"{doc}: the chapter has no 'What to remember' section")
     slides.append(("remember", "What to remember", remember))
