@@ -1183,6 +1183,83 @@ RECORDS |= {"curvature.TraceEstimate", "sharpness.sam.SAMRun", "sharpness.sam.To
             "sharpness.sam.EtaResult", "sharpness.sam.DigitsResult"}
 
 
+# -- normalization.robust ----------------------------------------------------------------
+@functools.cache
+def rt_grid():
+    from dltheory.normalization import robust as R
+
+    return R.robust_grid(R.RobustSizes(steps=2, log_every=1, seeds=1, width=2, batch_size=2,
+                                       eta=0.1, wd=0.05))
+
+
+_RT_TOY = {"x": np.ones((2, 2)), "y": np.ones(2), "k": np.ones(2)}
+case("normalization.robust.clip_ratio", {"eta": 0.1, "wd": 0.05},
+     {"wd": POSITIVE, "c": POSITIVE})
+case("normalization.robust.relative_clip", {"ratio": 1.0}, {"ratio": (-1.0, NAN, INF, "1")},
+     skip=("ratio",))
+case("normalization.robust.robust_sgd", {"learning_rate": 0.1},
+     {"weight_decay": (-1.0, NAN, "a"), "clip_ratio": (-1.0, NAN, "a"),
+      "loss_scale": POSITIVE})
+case("normalization.robust.clipped_steps",
+     lambda: {"opt_state": __import__("dltheory.normalization.robust", fromlist=["x"])
+              .robust_sgd(0.1).init({"w": np.ones(2)})}, {"opt_state": ((), 3)})
+case("normalization.robust.recovery_steps", {"c": 10.0, "eta": 0.1, "wd": 0.05},
+     {"c": POSITIVE, "wd": POSITIVE})
+case("normalization.robust.toy_data", {"n": 4, "d": 2}, {"n": COUNT + (1,), "d": COUNT + (1,)})
+case("normalization.robust.toy_loss", lambda: {"w": np.ones(2), "batch": _RT_TOY},
+     {"batch": (3, {"x": 1})})
+case("normalization.robust.lemma_scalings", {"steps": 2},
+     {"c": POSITIVE, "wd": POSITIVE, "batch_size": COUNT + (1000,)})
+case("normalization.robust.robust_grid", {}, {"sizes": (3, "quick")})
+case("normalization.robust.Setting", {"init_scale": 1.0, "weight_decay": True, "clip": False},
+     {"init_scale": POSITIVE, "loss_scale": POSITIVE}, skip=("weight_decay",))
+case("normalization.robust.robust_figure",
+     lambda: {"res": rt_grid(), "init_scale": 1.0, "weight_decay": True, "clip": False},
+     {"res": (3,), "init_scale": (3.0,), "fig": (3,)}, skip=("weight_decay",))
+case("normalization.robust.robust_explorer", lambda: {"res": rt_grid()}, {"res": (3, "a")})
+_preset("normalization.robust.RobustSizes")
+RECORDS |= {"normalization.robust.LemmaResult", "normalization.robust.RobustResult"}
+
+
+# -- sharpness.edge_of_stability ---------------------------------------------------------
+_EOS = "sharpness.edge_of_stability."
+
+
+@functools.cache
+def eos_grid():
+    from dltheory.sharpness.edge_of_stability import ToySizes, toy_grid
+
+    return toy_grid(ToySizes(steps=2, log_every=1, widget_steps=2, etas=(0.1,), wds=(0.01,),
+                             widget_etas=(0.1, 0.2), widget_wds=(0.01, 0.02)))
+
+
+def _eos_toy_sizes():
+    from dltheory.sharpness.edge_of_stability import ToySizes
+
+    return ToySizes(steps=2, log_every=1, widget_steps=2, etas=(0.1,), wds=(0.01,),
+                    widget_etas=(0.1, 0.2), widget_wds=(0.01, 0.02))
+
+
+case(_EOS + "toy.toy_a", {"phi": 0.0}, {"phi": ("a", None, True)})
+case(_EOS + "toy.toy_loss", {"w": np.ones(3)}, {"w": (np.ones(2), np.ones((3, 3)), "abc")})
+case(_EOS + "toy.entry_steps", {"start": 0.3, "eta": 0.1, "wd": 0.01},
+     {"start": (0.0, 2.5, NAN, "a"), "wd": POSITIVE})
+case(_EOS + "toy.toy_prediction", {"times": np.linspace(0, 2, 5), "start": 0.3, "phi0": 0.3},
+     {"times": (np.ones((2, 2)), -np.ones(3), "a"), "start": (0.0, 2.5, NAN, "a"),
+      "phi0": (NAN, INF, "a")})
+case(_EOS + "toy.toy_experiment", lambda: {"sizes": _eos_toy_sizes()})
+case(_EOS + "toy.toy_grid", lambda: {"sizes": _eos_toy_sizes()})
+case(_EOS + "toy.toy_figure", lambda: {"grid": eos_grid(), "eta": 0.1, "wd": 0.01},
+     {"grid": (3, {"x": 1}), "eta": POSITIVE + (0.3,), "wd": POSITIVE + (0.5,), "fig": (3,)})
+case(_EOS + "toy.toy_explorer", lambda: {"grid": eos_grid()}, {"grid": (3, {"x": 1})})
+case(_EOS + "nets.digits_experiment", {}, {"sizes": (3, "quick")})
+case(_EOS + "nets.normalized_experiment", {}, {"sizes": (3, "quick")})
+_preset(_EOS + "toy.ToySizes")
+_preset(_EOS + "nets.DigitsSizes")
+_preset(_EOS + "nets.NormSizes")
+RECORDS |= {_EOS + "toy.ToyResult", _EOS + "nets.DigitsResult", _EOS + "nets.NormResult"}
+
+
 # -- exercises and the newer sde modules (their owners fix the rows marked xfail) -------
 case("exercises.check", {"answer": 1.0}, {"label": ("bogus", 3)})
 case("exercises.digests", {"label": "x", "values": [1.0]},

@@ -263,6 +263,19 @@ EXERCISES: dict[str, NumericAnswer | CodeAnswer] = {a.label: a for a in (
                "dltheory.sharpness.sam:sam_residual",
                ((0.1, 0.05, 1.0), (0.02, 0.1, 8.0), (0.5, 0.01, 3.9), (1e-3, 1.0, 10.0)),
                "write the update for x > 0 and ask that it map a to -a.", rtol=1e-6),
+    CodeAnswer("rt-ex-recovery", "a function (c, eta, wd) -> the number of steps (a real "
+               "number) for weight decay alone to shrink a norm c times too large back",
+               "dltheory.normalization.robust:recovery_steps",
+               ((100.0, 0.1, 0.05), (1e4, 0.5, 0.3), (3.0, 0.2, 1.0), (0.5, 0.1, 0.05)),
+               "each step multiplies the norm by 1 - eta lambda; solve (1 - eta lambda)^T = 1/c "
+               "exactly, and a norm that is too small needs no shrinking.", rtol=1e-6),
+    CodeAnswer("eos-ex-entry", "a function (start, eta, wd) -> the number of steps (a real "
+               "number) before GD with weight decay reaches the edge on the toy",
+               "dltheory.sharpness.edge_of_stability:entry_steps",
+               ((0.27, 0.1, 0.01), (1.0, 0.05, 0.02), (0.01, 0.3, 0.001), (1.9, 0.1, 0.1)),
+               "on the minimizers only weight decay acts: the sharpness grows by "
+               "(1 - eta lambda)^-2 a step; solve for the step where eta lambda_max = 2.",
+               rtol=1e-6),
 )}
 
 

@@ -497,6 +497,25 @@ def _sam() -> list[ProgramBudget]:
             + _programs("digits: GD, SAM, SGD, 1-SAM", S.digits_experiment, d))
 
 
+def _edge_of_stability() -> list[ProgramBudget]:
+    from dltheory.sharpness import edge_of_stability as E
+
+    t = E.ToySizes.paper()
+    return (_programs("toy: three (eta, lambda)", E.toy_experiment, t)
+            + _programs("toy: widget grid", E.toy_grid, t)
+            + _programs("digits: GD at three step sizes", E.digits_experiment,
+                        E.DigitsSizes.paper())
+            + _programs("normalized digits: with and without weight decay",
+                        E.normalized_experiment, E.NormSizes.paper()))
+
+
+def _robust_training() -> list[ProgramBudget]:
+    from dltheory.normalization import robust as R
+
+    return _programs("digits MLP: every initial scale, loss scale and switch",
+                     R.robust_grid, R.RobustSizes.paper())
+
+
 #: Chapter key -> the function that builds and analyses its paper preset's programs.
 CHAPTERS: dict[str, Callable[[], list[ProgramBudget]]] = {
     "preliminaries/gradient_descent": _gradient_descent,
@@ -508,8 +527,10 @@ CHAPTERS: dict[str, Callable[[], list[ProgramBudget]]] = {
     "lowrank/incremental_sensing": _sensing,
     "normalization/scale_invariance": _scale_invariance,
     "normalization/intrinsic_lr": _intrinsic_lr,
+    "normalization/robust_training": _robust_training,
     "sharpness/label_noise": _label_noise,
     "sharpness/sam": _sam,
+    "sharpness/edge_of_stability": _edge_of_stability,
 }
 
 
