@@ -31,6 +31,7 @@ help:
 	@echo "make repository URL=https://github.com/OWNER/REPO  point the book at a fork (launch"
 	@echo "                buttons, setup cells, install lines, test links)"
 	@echo "make slides     a reveal.js deck per chapter, from its own cells (_build/slides)"
+	@echo "make pdf        the whole book as one PDF (_build/pdf; needs Chromium)"
 	@echo "make dist       the built book as one zip for offline reading (_build/dist)"
 	@echo "make strip      strip outputs from the notebooks before committing"
 	@echo "make lock       regenerate requirements-lock.txt from pyproject.toml"
@@ -102,6 +103,11 @@ $(MATHJAX): tools/browser/package.json tools/browser/package-lock.json
 .PHONY: slides
 slides: book $(MATHJAX)
 	$(BIN)/python tools/slides.py
+
+# The whole book as one PDF: the single-page build printed by headless Chromium.
+.PHONY: pdf
+pdf: book $(MATHJAX)
+	$(BIN)/python tools/pdf.py
 
 # The built book as one zip for offline reading, MathJax included where npm could fetch it.
 .PHONY: dist

@@ -1,0 +1,63 @@
+"""`make pdf` (tools/pdf.py): the whole book as one PDF, printed by headless Chromium from
+the single-page build of the session's book (the `book` fixture of conftest.py)."""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+pypdf = pytest.importorskip("pypdf")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import colab_edition as ce  # noqa: E402
+import pdf as pdf_tool  # noqa: E402
+
+BROWSER = any(__import__("shutil").which(n) for n in pdf_tool.BROWSERS)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not BROWSER, reason="Chromium is not installed"),
+              pytest.mark.skipif(not (pdf_tool.MATHJAX / "tex-mml-chtml.js").is_file(),
+                                 reason="MathJax comes from npm (npm ci --prefix tools/browser)")]
+
+
+@pytest.fixture(scope="module")
+def document(book, tmp_path_factory):
+    assert book.proc.returncode == 0, book.log[-3000:]
+    out = tmp_path_factory.mktemp("pdf") / "book.pdf"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "pdf.py"), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return pypdf.PdfReader(str(out))
+
+
+def _titles():
+    titles = []
+    for path in ce.chapter_notebooks(ROOT):
+        nb = json.loads(path.read_text())
+        first = "".join(nb["cells"][0]["source"])
+        titles.append(re.search(r"^# (.+)$", first, re.M).group(1))
+    return titles
+
+
+def _squash(text):
+    return re.sub(r"\s+", " ", text).replace("\u00ad", "")
+
+
+def test_pdf_has_every_chapter_a_theorem_and_the_figures(document):
+    pages = document.pages
+    assert len(pages) >= 100, f"{len(pages)} pages"
+    text = _squash(" ".join(p.extract_text() or "" for p in pages))
+    for title in _titles():
+        assert _squash(title) in text, f"chapter title missing from the PDF: {title}"
+    assert "Gradient descent on a quadratic" in text  # the first theorem's title
+    assert "Stability threshold" in text              # and its body
+    images = sum(len(p.images) for p in pages)
+    assert images >= 3 * len(_titles()), f"{images} images for {len(_titles())} chapters"
+
+
+def test_pdf_math_is_typeset_not_left_as_tex(document):
+    text = " ".join(p.extract_text() or "" for p in document.pages[:60])
+    assert "\\frac" not in text and "\\lambda" not in text and "\\(" not in text
