@@ -217,6 +217,10 @@ def test_drift_guard_passes_when_nothing_moved_and_flags_each_kind_of_move(guard
     new = guard.compare(_known(), {"a/b": {**fresh["a/b"], "y": 1.0}})
     assert new[0][1] == "y" and "new" in new[0][4]
     assert guard.compare(_known(), {})[0][4] == "chapter missing from this build"
+    # a chapter the known values have never seen fails as a whole
+    unseen = guard.compare(_known(), {**fresh, "c/new": {"z": 1.0, "elapsed": 3.0}})
+    assert [(r[0], r[1]) for r in unseen] == [("c/new", "*")] and "new chapter" in unseen[0][4]
+    assert guard.compare(_known(), {**fresh, "c/timing": {"elapsed": 3.0}}) == []
 
 
 def test_drift_guard_fails_on_one_perturbed_known_value(guard, tmp_path):

@@ -107,6 +107,10 @@ def compare(known: dict, fresh: dict[str, dict[str, Any]]) -> list[tuple[str, st
         for name in sorted(set(now) - set(entries) - volatile):
             if not name.startswith("ledger-"):
                 moved.append((chapter, name, "", _fmt(now[name]), "new: not in the known values"))
+    for chapter in sorted(set(fresh) - set(known["chapters"])):
+        if set(fresh[chapter]) - volatile:
+            moved.append((chapter, "*", "", f"{len(fresh[chapter])} values",
+                          "new chapter: none of its values are known (make accept-numbers)"))
     return moved
 
 
