@@ -28,7 +28,7 @@ MATHJAX = ROOT / "tools" / "browser" / "node_modules" / "mathjax" / "es5"
 CDN = re.compile(r'https://cdn\.jsdelivr\.net/npm/mathjax@3/es5/(tex-mml-chtml\.js)')
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # A print stylesheet for the single page: the page's own width, no navigation chrome, and
-# no page break inside a figure, an equation or a theorem box.
+# no page break inside a figure, an equation or a theorem box; each chapter on a new page.
 PRINT_CSS = """
 @page { size: A4; margin: 16mm 14mm; }
 @media print {
@@ -38,7 +38,7 @@ PRINT_CSS = """
   .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
   figure, img, .math, mjx-container[display="true"], .proof, div.admonition, table
     { break-inside: avoid; }
-  h1 { break-before: page; }
+  h2:has(> span.section-number) { break-before: page; }   /* each numbered chapter */
   a { color: inherit; text-decoration: none; }
 }
 """
@@ -71,15 +71,24 @@ def single_page(root: pathlib.Path = ROOT) -> pathlib.Path:
     index = root / "_build" / "singlehtml" / "index.html"
     if proc.returncode != 0 or not index.is_file():
         raise PdfError("the single-page build failed:\n" + (proc.stdout + proc.stderr)[-3000:])
-    return index
+    # Jupyter Book writes the page under the root document's name and a redirect to it
+    redirect = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', index.read_text())
+    page = index.parent / redirect.group(1) if redirect else index
+    if not page.is_file():
+        raise PdfError(f"the single-page build wrote no page at {page}")
+    return page
 
 
-def prepare(index: pathlib.Path) -> pathlib.Path:
-    """A copy of the single page next to it with MathJax local and the print stylesheet."""
+def prepare(index: pathlib.Path, out_root: pathlib.Path | None = None) -> pathlib.Path:
+    """A copy of the single page next to it with MathJax local and the print stylesheet
+    (``out_root``: the build's folder, which holds ``_static``)."""
     if not (MATHJAX / "tex-mml-chtml.js").is_file():
         raise PdfError("MathJax is not installed: run `npm ci --prefix tools/browser` "
                        "(`make pdf` does it where npm exists)")
-    static = index.parent / "_static"
+    # The page's links are relative to the build's folder (where Sphinx puts the single
+    # page), although Jupyter Book writes it one level down: the copy goes to that folder.
+    out_root = out_root or ROOT / "_build" / "singlehtml"
+    static = out_root / "_static"
     target = static / "mathjax"
     if target.exists():
         shutil.rmtree(target)
@@ -89,7 +98,7 @@ def prepare(index: pathlib.Path) -> pathlib.Path:
     if n == 0:
         raise PdfError(f"{index} does not load MathJax from the expected CDN address")
     text = text.replace("</head>", f"<style>{PRINT_CSS}</style>\n</head>", 1)
-    out = index.with_name("print.html")
+    out = out_root / "print.html"
     out.write_text(text, encoding="utf-8")
     return out
 
