@@ -112,3 +112,18 @@ def test_claim_sharpness_reduction_on_normalized_digits():
     assert np.allclose(n.spherical, n.sharpness * n.sq_norm)
     claims.check("eos-normalized-reduction", n.at_end[0] / n.at_entry[0])
     claims.check("eos-normalized-no-decay", n.at_end[1] / n.at_entry[1])
+
+
+def test_widget_redraws_every_setting_without_compiling():
+    from matplotlib.figure import Figure
+
+    from dltheory.training import count_compilations
+
+    sizes = E.ToySizes.quick()
+    grid = E.toy_grid(sizes)
+    with count_compilations() as compiled:     # moving a control only redraws
+        for eta in grid["etas"]:
+            for wd in grid["wds"]:
+                assert isinstance(E.toy_figure(grid, float(eta), float(wd)), Figure)
+    assert compiled() == 0
+    assert set(E.toy_explorer(grid).controls) == {"eta", "wd"}

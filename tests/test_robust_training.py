@@ -130,11 +130,15 @@ def test_claim_loss_scale_clipped_sgd_wd_trains(grid):
 def test_widget_draws_every_setting(grid):
     from matplotlib.figure import Figure
 
-    for c in R.INIT_SCALES:
-        for wd in (False, True):
-            for clip in (False, True):
-                fig = R.robust_figure(grid, c, wd, clip)
-                assert isinstance(fig, Figure)
+    from dltheory.training import count_compilations
+
+    with count_compilations() as compiled:     # moving a control only redraws
+        for c in R.INIT_SCALES:
+            for wd in (False, True):
+                for clip in (False, True):
+                    fig = R.robust_figure(grid, c, wd, clip)
+                    assert isinstance(fig, Figure)
+    assert compiled() == 0
     ex = R.robust_explorer(grid)
     assert set(ex.controls) == {"c", "weight_decay", "clipping"}
     with pytest.raises(ValueError, match="no run"):
