@@ -91,6 +91,20 @@ def _screenshot(page: pathlib.Path, out: pathlib.Path, user_dir: pathlib.Path) -
                    capture_output=True, timeout=120)
 
 
+def svg_text_px(path: pathlib.Path, displayed_width: float) -> tuple[float | None, str]:
+    """CSS pixels the smallest text of an SVG figure reads at: its smallest ``font-size``
+    (user units) times the displayed width over the width of its ``viewBox``."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    box = root.get("viewBox")
+    sizes = [float(re.match(r"[\d.]+", el.get("font-size")).group())
+             for el in root.iter() if el.get("font-size")]
+    if not box or not sizes:
+        return None, f"{path.name} has no viewBox or no font-size to measure"
+    return min(sizes) * displayed_width / float(box.split()[2]), "SVG font sizes"
+
+
 def figure_text_px(page: pathlib.Path, figure: dict) -> tuple[float | None, str]:
     """CSS pixels the smallest text of one figure that check.js measured reads at.
 
@@ -106,6 +120,8 @@ def figure_text_px(page: pathlib.Path, figure: dict) -> tuple[float | None, str]
         how = "twin <img> data attributes"
     else:
         path = (page.parent / figure["src"].split("?")[0]).resolve()
+        if path.exists() and path.suffix.lower() == ".svg":
+            return svg_text_px(path, figure["displayedWidth"])
         if not path.exists() or path.suffix.lower() != ".png":
             return None, f"not a PNG file: {figure['src']}"
         with Image.open(path) as img:
