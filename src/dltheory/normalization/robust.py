@@ -316,9 +316,10 @@ class RobustResult:
 
     def time_to(self, i: int, target: float, window: int = 5) -> float:
         """The first logged step at which the seed-mean accuracy, averaged over the last
-        ``window`` records, reaches ``target`` (``inf`` if it never does)."""
+        ``window`` records (all of them when there are fewer), reaches ``target`` (``inf``
+        if it never does)."""
         a = self.accuracy[i].mean(axis=0)
-        window = V.check_int("window", window, minimum=1, maximum=len(a))
+        window = min(V.check_int("window", window, minimum=1), len(a))
         avg = np.convolve(a, np.ones(window) / window, mode="valid")
         hit = np.nonzero(avg >= V.check_finite("target", target))[0]
         return float(self.steps[hit[0] + window - 1]) if hit.size else math.inf
