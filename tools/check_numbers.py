@@ -63,8 +63,11 @@ def from_cache(cache: pathlib.Path | None = None) -> dict[str, dict[str, Any]]:
     out = {}
     for nb in ce.chapter_notebooks(ROOT):
         merged = ce.executed_notebook(nb, cache)
-        out[chapter_of(nb)] = {k: parse_plain(v["text/plain"])
-                               for k, v in ce.glue_data(merged).items() if "text/plain" in v}
+        # Markdown glued with glue_markdown is compared as its text (its text/plain is a repr)
+        out[chapter_of(nb)] = {k: v["text/markdown"] if "text/markdown" in v
+                               else parse_plain(v["text/plain"])
+                               for k, v in ce.glue_data(merged).items()
+                               if "text/markdown" in v or "text/plain" in v}
     return out
 
 
