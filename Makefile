@@ -24,6 +24,8 @@ help:
 	@echo "make test-estimates  recompile every paper-scale program and compare with the committed estimates"
 	@echo "make test-min   every runtime dependency at its declared floor (Python 3.11): unit tests"
 	@echo "make bench      time the book, every widget and the engine; writes benchmarks/RESULTS.md"
+	@echo "make mutate     mutation testing of the core (tools/mutate.py; ONLY=\"sde/svag ...\" for some"
+	@echo "                modules); writes tests/mutation/REPORT.md. Hours on 2 cores"
 	@echo "make estimates  recompute the paper presets' time and memory estimates (src/dltheory/paper_budgets.json)"
 	@echo "make accept-numbers  take the last build's glued numbers as the known-good ones"
 	@echo "                (book/numbers.json; make book fails when a number moves past its tolerance)"
@@ -144,6 +146,13 @@ test-min:
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
+
+# Mutation testing of the core modules (not part of `make test`: each mutant runs the
+# module's tests in a new interpreter). Installs the `mutate` extra (cosmic-ray).
+.PHONY: mutate
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[mutate]"
+	$(BIN)/python tools/mutate.py $(if $(ONLY),--only $(ONLY))
 
 strip: $(STAMP)
 	$(BIN)/python tools/strip_notebooks.py

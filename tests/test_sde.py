@@ -36,6 +36,28 @@ def test_claim_svag_keeps_mean_and_multiplies_noise_variance(l, adaptive):
     assert c1 + c2 == pytest.approx(1) and c1**2 + c2**2 == pytest.approx(factor)
 
 
+@pytest.mark.parametrize("l", [1, 3, 4.0])
+def test_svag_defaults_and_step_factor(l):
+    """SVAG for SGD is the default; it runs l times the steps, adaptive SVAG l^2 (Li,
+    Malladi, Arora 2021; Malladi et al. 2022). l = 3 tells l^2 from 2l."""
+    r = np.sqrt(2 * l - 1)
+    assert sde.svag_coefficients(l) == pytest.approx(((1 + r) / 2, (1 - r) / 2))
+    assert sde.svag(sde.quadratic_loss, l).steps_factor == round(l)
+    assert sde.adaptive_svag(sde.quadratic_loss, l).steps_factor == round(l * l)
+    built = sde.SVAGLoss(sde.quadratic_loss, 0.5, 0.5, l)
+    assert built.adaptive is False and built.steps_factor == round(l)
+
+
+def test_batch_sources_are_immutable():
+    """A checked batch source cannot have its parts replaced by unchecked ones."""
+    import dataclasses
+
+    q = sde.NoisyQuadratic(lam=(1.0,), s=(1.0,), sigma=1.0, x0=(1.0,))
+    src = sde.TwoBatches(q.source())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        src.source = object()
+
+
 @pytest.mark.parametrize("inner", ["minibatches", "noise"])
 def test_two_batches_plan_matches_sample(inner):
     """The engine takes SVAG's two batches through the chunk plan; it must give the
