@@ -56,6 +56,33 @@ def test_claim_distance_to_glrl_below_1e2_and_monotone_in_init(completion, compl
     assert d[-1].max() > 3e-2
 
 
+def test_distance_to_glrl_over_the_trajectory_matches_a_loop(completion, completion_glrl):
+    """The trajectory branch against a direct loop; the tracked-references branch only for
+    exactly the references the flow tracked (a slightly different set is measured on
+    the trajectory)."""
+    refs = completion_glrl.iterates
+    flow = L.gradient_flow(completion, init_scales=(1e-3, 1e-2), seeds=(0, 1), lrs=0.05,
+                           steps=400, log_every=20, references=refs, keep_trajectory=True)
+    others = refs * 1.001
+    got = L.distance_to_glrl(flow, others)
+    traj = np.asarray(flow.trajectory)
+    want = np.array([[min(np.linalg.norm(traj[i, t] - w) / np.linalg.norm(w)
+                          for t in range(traj.shape[1])) for w in others]
+                     for i in range(traj.shape[0])])
+    assert got.shape == (4, len(refs))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert L.distance_to_glrl(flow, refs) is flow.ref_min
+    np.testing.assert_allclose(L.distance_to_glrl(flow, completion_glrl), flow.ref_min)
+    # the minimum over every step is at most the minimum over the logged steps
+    assert np.all(flow.ref_min <= L.distance_to_glrl(flow, refs * (1 + 1e-12)) + 1e-9)
+    zero = np.concatenate([refs[:1], np.zeros_like(refs[:1])])
+    with pytest.raises(ValueError, match="zero matrix"):
+        L.distance_to_glrl(flow, zero)
+    untracked = L.gradient_flow(completion, init_scales=1e-3, steps=40, log_every=20)
+    with pytest.raises(ValueError, match="keep_trajectory"):
+        L.distance_to_glrl(untracked, refs)
+
+
 def test_greedy_alpha_exponent_and_farthest_iterate():
     alphas = np.array([1e-8, 1e-6, 1e-4, 1e-2])
     p = np.array([0.5, 0.25, 1.0])

@@ -277,6 +277,37 @@ def test_linear_rule():
     assert (c.lr, c.batch_size) == (pytest.approx(0.05), 16)
 
 
+def test_rmsprop_and_adam_configs_run_the_update_they_state():
+    """One step of each configuration's optimizer against its formula, with an eps large
+    enough to tell ``sqrt(v) + eps`` from ``sqrt(v + eps)``; eps defaults to 1e-8."""
+    assert sde.rmsprop_config(0.1, 4).eps == 1e-8 and sde.adam_config(0.1, 4).eps == 1e-8
+    g = np.array([0.5, -2.0])
+    theta = jnp.asarray([1.0, 1.0])
+    c = sde.rmsprop_config(0.1, 4, beta=0.9, eps=0.3, initial_scale=0.0)
+    opt = c.spec().transformation()
+    upd, _ = opt.update(jnp.asarray(g), opt.init(theta), theta)
+    v = (1 - 0.9) * g**2
+    np.testing.assert_allclose(np.asarray(upd), -0.1 * g / (np.sqrt(v) + 0.3), rtol=1e-6)
+    c = sde.adam_config(0.1, 4, b1=0.8, b2=0.9, eps=0.3)
+    opt = c.spec().transformation()
+    upd, _ = opt.update(jnp.asarray(g), opt.init(theta), theta)
+    m_hat, v_hat = g, g**2  # bias-corrected first step
+    np.testing.assert_allclose(np.asarray(upd), -0.1 * m_hat / (np.sqrt(v_hat) + 0.3), rtol=1e-6)
+    with pytest.raises(AttributeError):  # configurations are values
+        c.lr = 1.0
+
+
+def test_noise_to_signal_with_two_examples():
+    """The smallest data set: two examples, batch 1 (without-replacement factor 1)."""
+    nts = sde.NoiseToSignal(G=2.0, N1=3.0, n=2)
+    assert nts.N(1) == pytest.approx(3.0) and nts.N(2) == 0.0
+    assert nts.ratio(1) == pytest.approx(1.5)
+    data = {"x": jnp.asarray([[1.0], [3.0]])}
+    G, N1 = sde.noise_terms(lambda w, b: 0.5 * jnp.mean((b["x"] @ w) ** 2), jnp.ones(1), data)
+    # per-example gradients x^2 w = 1 and 9: mean 5, variance 16
+    assert float(G) == pytest.approx(25.0) and float(N1) == pytest.approx(16.0)
+
+
 def test_sqrt_rule_keeps_the_sde_constants():
     base = sde.adam_config(1e-3, 8, b1=0.99, b2=0.999, eps=1e-8)
     for kappa in (4, 16):

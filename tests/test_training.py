@@ -108,6 +108,85 @@ def test_plain_optax_transformation_is_accepted():
     np.testing.assert_allclose(res["loss"], 0.5 * 0.5 ** (2 * np.arange(5)), rtol=1e-6)
 
 
+def test_final_is_the_last_finite_logged_value():
+    steps = np.arange(5)
+    r = training.RunResult(steps, {"loss": np.array([4.0, 3.0, 2.0, np.nan, np.nan]),
+                                   "acc": np.full(5, np.nan)}, None, None, 3, 4)
+    assert r.final() == 2.0 and r.final("loss") == 2.0
+    assert np.isnan(r.final("acc"))
+    r = training.RunResult(steps, {"loss": np.array([4.0, 3.0, 2.0, 1.5, 1.0])}, None, None, None, 4)
+    assert r.final() == 1.0
+
+
+def test_member_is_the_sweep_member_and_checks_its_index():
+    h = data.quadratic([1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        res = sweep(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=jnp.array([0.5, 1e30])),
+                    steps=5, batches=h)
+        # non-finite from the start: diverged at step 0, which is not "did not diverge"
+        at_start = sweep(quad, jnp.array([jnp.inf]),
+                         optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2])),
+                         steps=5, batches=h)
+    assert list(res.diverged_at) == [-1, 1]
+    assert res.member(0).diverged_at is None and res.member(1).diverged_at == 1
+    assert res.member(1).status == "diverged at step 1"
+    assert at_start.member(0).diverged_at == 0 and at_start.member(1).diverged
+    for i, j in ((-2, 0), (-1, 1)):  # negative indices count from the end, as in a list
+        np.testing.assert_array_equal(res.member(i)["loss"], res["loss"][j])
+    for bad in (2, -3):
+        with pytest.raises(ValueError, match="`i`"):
+            res.member(bad)
+
+
+def test_results_are_immutable_and_sweeps_print_without_their_graph(digits):
+    r = train(quad, jnp.ones(1), optax.sgd(0.5), steps=2, batches=data.quadratic([1.0]))
+    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+        r.params = None
+    grid = sweep(ce, small_mlp(jax.random.key(0)),
+                 optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2])), steps=2,
+                 batches=digits.train)
+    assert grid._graphdef is not None
+    text = repr(grid)
+    assert "_graphdef" not in text and "_aux" not in text and "GraphDef" not in text
+
+
+def test_optimizer_static_arguments_are_ordered_by_name():
+    """Static arguments in any order (of any types) make the same spec and one program."""
+    a = optimizer(optax.sgd, learning_rate=0.1, momentum=0.9, nesterov=True,
+                  accumulator_dtype=None)
+    b = optimizer(optax.sgd, accumulator_dtype=None, nesterov=True, learning_rate=0.1,
+                  momentum=0.9)
+    assert a.static == b.static == (("accumulator_dtype", None), ("nesterov", True))
+    assert a.update_fn is b.update_fn
+
+
+def test_optimizer_accepts_a_factory_without_a_readable_signature():
+    """A factory Python cannot read a signature from (a builtin, some C extensions) is
+    taken with its arguments unchecked instead of failing in ``inspect``."""
+    import inspect
+
+    class Opaque:
+        __signature__ = "not a signature"
+
+        def __call__(self, **kwargs):
+            return optax.sgd(**kwargs)
+
+    for factory, error in ((max, ValueError), (Opaque(), TypeError)):
+        with pytest.raises(error):
+            inspect.signature(factory)
+        spec = optimizer(factory, learning_rate=0.1)
+        assert spec.hyperparams == {"learning_rate": 0.1} and spec.factory is factory
+
+
+def test_optimizer_specs_compare_and_hash_by_identity():
+    """Specs hold arrays (a swept learning rate), so they are equal only to themselves:
+    comparing two never asks an array for its truth value, and any spec is hashable."""
+    a = optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2]))
+    b = optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2]))
+    assert a == a and a != b and len({a, b, a}) == 2
+
+
 # ------------------------------------------------------------------------ divergence
 
 

@@ -39,11 +39,14 @@ at a time.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import difflib
 import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -103,6 +106,9 @@ TARGETS = {
 }
 
 
+PYTEST_FLAGS = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow and not paper"]
+
+
 def test_command(target: Target) -> str:
     """The test command for one mutant, one pytest process: the module's bad-input rows
     first (they are fast), then its tests, stopping at the first failure.
@@ -113,9 +119,67 @@ def test_command(target: Target) -> str:
     files = " ".join(target.tests)
     select = f"(test_bad_input and ({target.bad_input})) or not test_bad_input"
     return (
-        f"{sys.executable} -m pytest -x -q -p no:cacheprovider "
-        f"-m 'not slow and not paper' -k '{select}' tests/test_bad_input.py {files}"
+        f"{sys.executable} -m pytest {shlex.join(PYTEST_FLAGS)} "
+        f"-k '{select}' tests/test_bad_input.py {files}"
     )
+
+
+def _node_id(context: str) -> str:
+    """pytest's id of the test a coverage context (``test_sde.test_x``) names."""
+    module, *rest = context.split(".")
+    return f"tests/{module}.py::" + "::".join(rest)
+
+
+def _outermost_def(tree: ast.Module, line: int) -> ast.AST | None:
+    """The top-level function or method whose body holds ``line`` (None at module level,
+    in a class body or on a decorator line: those run when the module is imported)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            if node.body[0].lineno <= line <= node.end_lineno:
+                return node  # ast.walk is breadth first: the outermost comes first
+    return None
+
+
+def select_tests(target: Target, original: str, mutated: str, contexts: dict) -> list[str] | None:
+    """The tests to run on a mutant: those that executed the function it changed.
+
+    ``contexts`` maps a line of the original module to the coverage contexts (tests) that
+    executed it. None means run every test of the target: the change is at module level,
+    or no test executed its function in this process (a subprocess may).
+    """
+    old, new = original.splitlines(), mutated.splitlines()
+    changed = set()
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            changed.update(range(i1 + 1, max(i2, i1 + 1) + 1))
+    tree = ast.parse(original)
+    tests: set[str] = set()
+    for line in changed:
+        node = _outermost_def(tree, line)
+        if node is None:
+            return None
+        found = {c for n in range(node.lineno, node.end_lineno + 1)
+                 for c in contexts.get(str(n), ()) if c}
+        if not found:
+            return None
+        tests |= found
+    bad = sorted(c for c in tests if c.startswith("test_bad_input."))
+    return [_node_id(c) for c in bad + sorted(tests - set(bad))]
+
+
+def test_mutant(target: Target) -> int:
+    """The test command cosmic-ray runs on each mutant (in the module's copy of the tree)."""
+    copy = pathlib.Path.cwd()
+    original = (copy / "module.orig").read_text()
+    contexts = json.loads((copy / "coverage.json").read_text())["files"][target.file]["contexts"]
+    tests = select_tests(target, original, (copy / target.file).read_text(), contexts)
+    # --recheck runs survivors against tests newer than the coverage map: all of them
+    if tests is None or os.environ.get("DLTHEORY_MUTATE_ALL_TESTS") == "1":
+        args = shlex.split(test_command(target))
+    else:
+        args = [sys.executable, "-m", "pytest", *PYTEST_FLAGS,
+                "-k", f"(test_bad_input and ({target.bad_input})) or not test_bad_input", *tests]
+    return subprocess.run(args).returncode
 
 
 def _copy_tree(dest: pathlib.Path) -> None:
@@ -183,6 +247,20 @@ def prepare(target: Target, timeout: float) -> tuple[pathlib.Path, pathlib.Path,
                 f"{target.name}: the tests fail before any mutation:\n{proc.stdout}{proc.stderr[-2000:]}"
             )
         timeout = max(timeout, 4 * baseline + 30)
+        # Which test executed which line (coverage's dynamic contexts), for select_tests.
+        (copy / "coverage.rc").write_text("[run]\ndynamic_context = test_function\n")
+        cov = [sys.executable, "-m", "coverage"]
+        flags = ["--rcfile=coverage.rc", "--data-file=.coverage"]
+        proc = subprocess.run(
+            [*cov, "run", *flags, f"--include={target.file}",
+             *shlex.split(test_command(target))[1:]],
+            cwd=copy, env=env, capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"{target.name}: the tests fail under coverage:\n{proc.stdout[-3000:]}")
+        subprocess.run([*cov, "json", *flags, "--show-contexts", "-o", "coverage.json"],
+                       cwd=copy, env=env, check=True, capture_output=True)
+        shutil.copy2(copy / target.file, copy / "module.orig")
     config = copy / "cosmic-ray.toml"
     if not config.exists():
         config.write_text(
@@ -190,7 +268,7 @@ def prepare(target: Target, timeout: float) -> tuple[pathlib.Path, pathlib.Path,
             f'module-path = "{target.file}"\n'
             f"timeout = {timeout:.0f}\n"
             "excluded-modules = []\n"
-            f"test-command = {json.dumps(test_command(target))}\n"
+            f"test-command = {json.dumps(shlex.join([sys.executable, str(ROOT / 'tools' / 'mutate.py'), '--test-mutant', target.name]))}\n"
             '[cosmic-ray.distributor]\nname = "local"\n'
             "[cosmic-ray.filters.operators-filter]\n"
             f"exclude-operators = [{json.dumps(EXCLUDE)}]\n"
@@ -221,7 +299,7 @@ def recheck(target: Target) -> None:
         db.execute("delete from work_results where test_outcome = 'SURVIVED'")
 
 
-def run(targets: list[Target], jobs: int, timeout: float) -> None:
+def run(targets: list[Target], jobs: int, timeout: float, all_tests: bool = False) -> None:
     """Run the sessions of ``targets``, ``jobs`` at a time, with a progress line."""
     pending = list(targets)
     running: dict[str, tuple[subprocess.Popen, pathlib.Path]] = {}
@@ -230,6 +308,8 @@ def run(targets: list[Target], jobs: int, timeout: float) -> None:
         while pending and len(running) < jobs:
             target = pending.pop(0)
             copy, session, env = prepare(target, timeout)
+            if all_tests:
+                env["DLTHEORY_MUTATE_ALL_TESTS"] = "1"
             log = open(copy / "exec.log", "a")
             proc = subprocess.Popen(
                 [str(pathlib.Path(sys.executable).parent / "cosmic-ray"), "exec",
@@ -285,9 +365,17 @@ def _results(target: Target) -> list[dict]:
 
 
 def _is_equivalent(target: Target, row: dict, equivalents: list[dict]) -> str | None:
+    """The reason ``row`` is an equivalent mutant, or None.
+
+    An entry matches on the module, the operator and the stripped source line; where that
+    line occurs more than once, its optional ``next`` names a line among the three that
+    follow (``class _PlainInit:`` under a decorator).
+    """
+    lines = [s.strip() for s in (ROOT / target.file).read_text().splitlines()]
     for eq in equivalents:
         if (eq["module"] == target.name and re.fullmatch(eq["operator"], row["operator"])
-                and eq["line"].strip() == row["text"]):
+                and eq["line"].strip() == row["text"]
+                and ("next" not in eq or eq["next"].strip() in lines[row["line"]:row["line"] + 3])):
             return eq["why"]
     return None
 
@@ -335,9 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds a mutant's tests may take at least (else it counts as killed)")
     parser.add_argument("--report-only", action="store_true", help="write the report from the sessions")
+    parser.add_argument("--test-mutant", choices=sorted(TARGETS), help=argparse.SUPPRESS)
     parser.add_argument("--recheck", action="store_true",
                         help="test the survivors of finished sessions again with the current tests")
     args = parser.parse_args(argv)
+    if args.test_mutant:
+        return test_mutant(TARGETS[args.test_mutant])
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     targets = [TARGETS[n] for n in (args.only or TARGETS)]
@@ -345,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             recheck(target)
     if not args.report_only:
-        run(targets, args.jobs, args.timeout)
+        run(targets, args.jobs, args.timeout, all_tests=args.recheck)
     text = report(list(TARGETS.values()))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text)
