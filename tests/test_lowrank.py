@@ -78,6 +78,12 @@ def test_distance_to_glrl_over_the_trajectory_matches_a_loop(completion, complet
     zero = np.concatenate([refs[:1], np.zeros_like(refs[:1])])
     with pytest.raises(ValueError, match="zero matrix"):
         L.distance_to_glrl(flow, zero)
+    with pytest.raises(AttributeError):  # results are values
+        completion_glrl.stopped = "max_rank"
+    # the default perturbation is epsilon = 1e-10 (a larger one reaches the same iterates
+    # in fewer steps)
+    np.testing.assert_array_equal(L.glrl(completion, epsilon=1e-10).steps, completion_glrl.steps)
+    assert L.glrl(completion, epsilon=1e-4).steps[0] < completion_glrl.steps[0]
     untracked = L.gradient_flow(completion, init_scales=1e-3, steps=40, log_every=20)
     with pytest.raises(ValueError, match="keep_trajectory"):
         L.distance_to_glrl(untracked, refs)

@@ -66,7 +66,7 @@ def test_every_equivalent_mutant_names_a_line_of_its_module_and_why(mutate, root
     assert entries, "equivalent.toml lists no mutant"
     for entry in entries:
         assert {"module", "operator", "line", "why"} <= set(entry) <= {
-            "module", "operator", "line", "next", "why"}, entry
+            "module", "operator", "line", "next", "to", "why"}, entry
         assert entry["module"] in mutate.TARGETS, entry
         re.compile(entry["operator"])
         source = [s.strip() for s in (root / mutate.TARGETS[entry["module"]].file).read_text().splitlines()]
@@ -85,14 +85,21 @@ def test_report_scores_killed_over_mutants_less_equivalent(mutate, monkeypatch):
         + [{"operator": "core/NumberReplacer", "line": 2, "text": "b", "outcome": "incompetent"}]
         + [{"operator": "core/RemoveDecorator", "line": 3, "text": "@jax.jit", "outcome": "survived"}]
         + [{"operator": "core/AddNot", "line": 4, "text": "if x:", "outcome": "survived"}] * 2
+        + [{"operator": "core/NumberReplacer", "line": 5, "text": "y = 1", "to": "y = 2",
+            "outcome": "survived"},
+           {"operator": "core/NumberReplacer", "line": 5, "text": "y = 1", "to": "y = 0",
+            "outcome": "survived"}]
     )
     monkeypatch.setattr(mutate, "_results", lambda t: rows if t is target else [])
     monkeypatch.setattr(mutate, "_equivalents", lambda: [
         {"module": "sde/svag", "operator": "core/RemoveDecorator", "line": "@jax.jit", "why": "w"},
+        {"module": "sde/svag", "operator": "core/NumberReplacer", "line": "y = 1", "to": "y = 2",
+         "why": "w"},
     ])
     text = mutate.report([target, mutate.TARGETS["sde/rules"]])
-    # 7 killed of 10 mutants, one of them equivalent: 7/9
-    assert "| `sde/svag` | 10 | 7 | 1 | 2 | 78% |" in text
+    # 7 killed of 12 mutants, two of them equivalent: 7/10
+    assert "| `sde/svag` | 12 | 7 | 2 | 3 | 70% |" in text
+    assert "line 5, `core/NumberReplacer`: `y = 1`" in text  # the y = 0 mutant
     assert "| `sde/rules` | not run |" in text
     assert "line 4, `core/AddNot`: `if x:`" in text
     assert "@jax.jit`" not in text.split("## Survivors")[1]

@@ -283,11 +283,14 @@ def test_rmsprop_and_adam_configs_run_the_update_they_state():
     assert sde.rmsprop_config(0.1, 4).eps == 1e-8 and sde.adam_config(0.1, 4).eps == 1e-8
     g = np.array([0.5, -2.0])
     theta = jnp.asarray([1.0, 1.0])
-    c = sde.rmsprop_config(0.1, 4, beta=0.9, eps=0.3, initial_scale=0.0)
+    c = sde.rmsprop_config(0.1, 4, beta=0.9, eps=0.3)  # v starts at 0 by default
     opt = c.spec().transformation()
     upd, _ = opt.update(jnp.asarray(g), opt.init(theta), theta)
     v = (1 - 0.9) * g**2
     np.testing.assert_allclose(np.asarray(upd), -0.1 * g / (np.sqrt(v) + 0.3), rtol=1e-6)
+    built = sde.OptimizerConfig("rmsprop", 0.1, 4, b2=0.9, eps=0.3).spec().transformation()
+    upd_built, _ = built.update(jnp.asarray(g), built.init(theta), theta)
+    np.testing.assert_allclose(np.asarray(upd_built), np.asarray(upd), rtol=1e-7)
     c = sde.adam_config(0.1, 4, b1=0.8, b2=0.9, eps=0.3)
     opt = c.spec().transformation()
     upd, _ = opt.update(jnp.asarray(g), opt.init(theta), theta)
@@ -301,11 +304,41 @@ def test_noise_to_signal_with_two_examples():
     """The smallest data set: two examples, batch 1 (without-replacement factor 1)."""
     nts = sde.NoiseToSignal(G=2.0, N1=3.0, n=2)
     assert nts.N(1) == pytest.approx(3.0) and nts.N(2) == 0.0
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="batch_size"):
+            nts.N(bad)
     assert nts.ratio(1) == pytest.approx(1.5)
+    with pytest.raises(AttributeError):  # measurements are values
+        nts.G = 1.0
     data = {"x": jnp.asarray([[1.0], [3.0]])}
     G, N1 = sde.noise_terms(lambda w, b: 0.5 * jnp.mean((b["x"] @ w) ** 2), jnp.ones(1), data)
     # per-example gradients x^2 w = 1 and 9: mean 5, variance 16
     assert float(G) == pytest.approx(25.0) and float(N1) == pytest.approx(16.0)
+    loss = lambda w, b: 0.5 * jnp.mean((b["x"] @ w) ** 2)  # noqa: E731
+    for bad in ({"x": jnp.asarray(1.0)}, {"x": jnp.ones((2, 1)), "y": jnp.ones(3)}):
+        with pytest.raises(ValueError, match="leading example axis"):
+            sde.noise_terms(loss, jnp.ones(1), bad)
+
+
+def test_scaled_batch_sizes_at_the_edges():
+    """kappa may scale a batch to exactly 1, and to a large batch that is an integer up to
+    rounding (11 * (1e8 / 11) is off by 1.5e-8, relative 1.5e-16); not to a fraction."""
+    assert sde.linear_scaling_rule(sde.sgd_config(0.1, 32), 1 / 32).batch_size == 1
+    assert sde.linear_scaling_rule(sde.sgd_config(0.1, 11), 1e8 / 11).batch_size == 100_000_000
+    with pytest.raises(ValueError, match="kappa"):
+        sde.linear_scaling_rule(sde.sgd_config(0.1, 32), 1.01)
+    with pytest.raises(ValueError, match="kappa"):
+        sde.linear_scaling_rule(sde.sgd_config(0.1, 32), 1 / 64)
+    # within 1e-9 of an integer counts as one, relative to the batch (1 below batch 1)
+    with pytest.raises(ValueError, match="kappa"):
+        sde.linear_scaling_rule(sde.sgd_config(0.1, 32), (1 + 1.5e-9) / 32)
+    with pytest.raises(ValueError, match="kappa"):  # rounds to a batch of 0
+        sde.linear_scaling_rule(sde.sgd_config(0.1, 32), 1e-12 / 32)
+    # the square-root rule may take 1 - beta to exactly 1 (beta = 0), not beyond
+    c = sde.sqrt_scaling_rule(sde.adam_config(1e-3, 8, b1=0.75, b2=0.875), 4)
+    assert c.b1 == 0.0 and c.b2 == 0.5
+    with pytest.raises(ValueError, match="b1"):
+        sde.sqrt_scaling_rule(sde.adam_config(1e-3, 8, b1=0.7, b2=0.875), 4)
 
 
 def test_sqrt_rule_keeps_the_sde_constants():

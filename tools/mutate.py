@@ -359,9 +359,17 @@ def _results(target: Target) -> list[dict]:
             "text": lines[row - 1].strip() if row <= len(lines) else "",
             "outcome": result["test_outcome"] or result["worker_outcome"],
             "diff": result.get("diff") or "",
+            "to": _mutated_line(result.get("diff") or ""),
             "occurrence": m["occurrence"],
         })
     return rows
+
+
+def _mutated_line(diff: str) -> str:
+    """The changed line of a mutant's diff, as the mutant has it (stripped)."""
+    added = [ln[1:].strip() for ln in diff.splitlines()
+             if ln.startswith("+") and not ln.startswith("+++")]
+    return added[0] if added else ""
 
 
 def _is_equivalent(target: Target, row: dict, equivalents: list[dict]) -> str | None:
@@ -369,13 +377,15 @@ def _is_equivalent(target: Target, row: dict, equivalents: list[dict]) -> str | 
 
     An entry matches on the module, the operator and the stripped source line; where that
     line occurs more than once, its optional ``next`` names a line among the three that
-    follow (``class _PlainInit:`` under a decorator).
+    follow (``class _PlainInit:`` under a decorator); its optional ``to`` is the line as
+    the mutant has it, where one operator makes several mutants of the line.
     """
     lines = [s.strip() for s in (ROOT / target.file).read_text().splitlines()]
     for eq in equivalents:
         if (eq["module"] == target.name and re.fullmatch(eq["operator"], row["operator"])
                 and eq["line"].strip() == row["text"]
-                and ("next" not in eq or eq["next"].strip() in lines[row["line"]:row["line"] + 3])):
+                and ("next" not in eq or eq["next"].strip() in lines[row["line"]:row["line"] + 3])
+                and ("to" not in eq or eq["to"].strip() == row.get("to"))):
             return eq["why"]
     return None
 
