@@ -405,6 +405,69 @@ def test_progress_can_be_forced_on_and_off(capfd):
     assert "100/100" in capfd.readouterr().err
 
 
+def _bar_updates(monkeypatch) -> list[int]:
+    """The step counts each chunk reports to the progress bar."""
+    seen: list[int] = []
+    real = loop._Progress.update
+
+    def update(self, n):
+        seen.append(n)
+        real(self, n)
+
+    monkeypatch.setattr(loop._Progress, "update", update)
+    return seen
+
+
+def test_progress_counts_every_step_once_and_stops_with_the_run(monkeypatch):
+    seen = _bar_updates(monkeypatch)
+    h = data.quadratic([1.0])
+    # 10 intervals of 10 steps in chunks of 3 intervals: 30 + 30 + 30 + the last 10
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), steps=100, batches=h,
+          log_every=10, chunk_steps=30)
+    assert seen == [30, 30, 30, 10]
+    # every member diverged in the first chunk (at step 1, or at step 0 from inf): no more
+    for x0, lrs in ((jnp.ones(1), [10.0, 1e30]), (jnp.array([jnp.inf]), [0.1, 0.2])):
+        seen.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)
+            res = sweep(quad, x0, optimizer(optax.sgd, learning_rate=jnp.array(lrs)), steps=100,
+                        batches=h, log_every=10, chunk_steps=30)
+        assert res.diverged.all() and seen == [30], (lrs, seen)
+        assert np.isnan(res["loss"][:, -1]).all()
+
+
+def test_a_finished_run_opens_no_progress_bar(capfd):
+    """Even forced on, a bar appears only while steps remain (one chunk: none)."""
+    train(quad, jnp.ones(1), optimizer(optax.sgd, learning_rate=0.1), progress=True,
+          steps=10, batches=data.quadratic([1.0]))
+    assert capfd.readouterr().err == ""
+
+
+def test_count_compilations_counts_each_program_once_however_often_it_is_used():
+    x = jnp.ones(3)
+    counts = []
+    for i in range(4):
+        with count_compilations() as compiled:
+            jax.jit(lambda v, i=i: v * (2.0 + i))(x)
+        counts.append(compiled())
+    assert counts[1:] == [1, 1, 1], counts
+
+
+@pytest.mark.parametrize("log_every", [1, 2, 5])
+def test_log_every_and_chunks_do_not_change_the_run(log_every):
+    """The same 20 steps logged every 1, 2 or 5 steps, in chunks shorter than a logging
+    interval too: the same losses at the logged steps."""
+    h = data.quadratic([0.3, 1.0, 2.5])
+    opt = optimizer(optax.sgd, learning_rate=0.3)
+    ref = train(quad, jnp.ones(3), opt, steps=20, batches=h)
+    for chunk_steps in (None, 1, 3):
+        res = train(quad, jnp.ones(3), opt, steps=20, batches=h, log_every=log_every,
+                    chunk_steps=chunk_steps)
+        np.testing.assert_array_equal(res.steps, np.arange(0, 21, log_every))
+        np.testing.assert_allclose(res["loss"], ref["loss"][::log_every], rtol=1e-6)
+        np.testing.assert_allclose(res.params, ref.params, rtol=1e-6)
+
+
 # ------------------------------------------------------------------------ validation
 
 
