@@ -323,6 +323,13 @@ SHARDED = textwrap.dedent("""
                     steps=100, batches=h, log_every=10, devices=devs)
         out[name] = res["loss"].tolist()
         out[name + "_div"] = res.diverged_at.tolist()
+    # stacked problems (batch_axis=0), 3 of them on 2 devices: the batches are padded too
+    hs = jnp.stack([data.quadratic([1.0, c]) for c in (2.0, 3.0, 5.0)])
+    for name, devs in (("s_sharded", jax.devices()), ("s_single", jax.devices()[:1])):
+        res = sweep(lambda x, h: 0.5 * x @ h @ x, jnp.ones(2),
+                    optimizer(optax.sgd, learning_rate=0.1), steps=20, batches=hs,
+                    batch_axis=0, devices=devs)
+        out[name] = res["loss"].tolist()
     print(json.dumps(out))
 """)
 
@@ -342,6 +349,42 @@ def test_sharded_sweep_equals_unsharded():
     np.testing.assert_allclose(np.array(out["q_sharded"]), np.array(out["q_single"]),
                                rtol=1e-5)
     assert out["q_sharded_div"] == out["q_single_div"]
+    np.testing.assert_allclose(np.array(out["s_sharded"]), np.array(out["s_single"]),
+                               rtol=1e-5)
+
+
+def test_padding_repeats_the_last_member():
+    from dltheory.training import run
+
+    tree = {"w": jnp.arange(12.0).reshape(3, 2, 2), "b": jnp.arange(3.0)}
+    out = run._pad(tree, 6)
+    assert out["w"].shape == (6, 2, 2) and out["b"].shape == (6,)
+    np.testing.assert_array_equal(out["w"][3:], np.broadcast_to(tree["w"][2], (3, 2, 2)))
+    np.testing.assert_array_equal(out["b"], [0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
+    assert run._pad(tree, 3)["w"] is tree["w"]  # nothing to pad
+
+
+def test_sweep_returns_each_members_optimizer_state():
+    h = data.quadratic([0.5, 2.0])
+    lrs = [0.01, 0.05]
+    sw = sweep(quad, jnp.ones(2), optimizer(optax.adam, learning_rate=jnp.array(lrs)),
+               steps=10, batches=h)
+    for i, lr in enumerate(lrs):
+        one = train(quad, jnp.ones(2), optimizer(optax.adam, learning_rate=lr), steps=10,
+                    batches=h)
+        for a, b in zip(jax.tree.leaves(sw.member(i).opt_state), jax.tree.leaves(one.opt_state)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_params_that_are_not_arrays_are_refused():
+    with pytest.raises(TypeError, match="pytree of floating arrays"):
+        train(quad, {"w": object()}, optax.sgd(0.1), steps=1, batches=data.quadratic([1.0]))
+
+
+def test_the_divergence_warning_points_at_the_caller():
+    with pytest.warns(DivergenceWarning) as record:
+        train(quad, jnp.ones(1), optax.sgd(1e30), steps=5, batches=data.quadratic([1.0]))
+    assert record[0].filename == __file__
 
 
 # --------------------------------------------------------------- compilation reuse
