@@ -3,6 +3,9 @@
 Usage:
     python tools/mutate.py [--only training/loop ...] [--jobs 2] [--recheck] [--report-only]
 
+``make mutate`` installs the tools (the ``mutate`` extra: cosmic-ray, coverage) and runs
+every module; ``make mutate ONLY="sde/svag sde/rules"`` some of them.
+
 For each module of :data:`TARGETS` this plants small bugs (mutants) one at a time and
 runs the fast tests that cover the module; a mutant some test fails on is *killed*, one
 every test passes is a *survivor*. The report, ``tests/mutation/REPORT.md``, gives per
@@ -12,8 +15,8 @@ module the mutants killed, the survivors and the score
 
 where *equivalent* mutants are those listed, with the reason, in
 ``tests/mutation/equivalent.toml``: changes no input can observe (removing ``jax.jit``,
-an ``<`` that becomes ``<=`` where the two sides are never equal). Every survivor of the
-report is either killed by a test added for it or listed there.
+an ``<`` that becomes ``<=`` where the two sides are never equal). Any other survivor is
+a gap in the tests, listed in the report until a test kills it.
 
 The tool is `cosmic-ray <https://cosmic-ray.readthedocs.io>`_ (pinned in the ``mutate``
 extra). It writes each mutant into the module's file and runs the test command in a new
@@ -21,7 +24,8 @@ interpreter, which is what JAX needs: jitted functions keep their compiled progr
 the life of a process, so a runner that swaps mutants inside one warm process (or forks
 one) could test the unmutated program. JAX's persistent compilation cache is shared by
 the runs (its key is the program itself, so a mutated function is compiled afresh and an
-unchanged one is loaded), which makes a test run 2-4x faster than a cold one.
+unchanged one is loaded), which makes a module's tests about three times faster than a
+cold run (test_sde.py 55 s cold, 20 s warm; test_training.py 45 s and 13 s).
 
 The operators: cosmic-ray replaces each binary operator by every other one (``+`` by
 ``|``, ``<<``...), which on floats only makes programs that fail to run. The run keeps
@@ -31,9 +35,19 @@ the replacement a slip of the pen would make (``+``/``-``, ``*``/``/``, ``**`` t
 ``and``/``or``, ``True``/``False``, ``break``/``continue``, loops that run zero times,
 decorators removed, unary operators and exception types replaced.
 
+Which tests a mutant runs: before mutating, the module's tests run once under coverage
+with one context per test, which maps each line to the tests that executed it. A mutant
+then runs the tests that executed any line of the function it changed (bad-input rows
+first), stopping at the first failure. A change at module level (a constant, a class
+body, a decorator) or in a function no test executed in-process (a subprocess may) runs
+every test of the module. A jitted function is traced once per process, so a later
+test that reuses its compiled program is not in the map; the mutant's survivors are then
+checked again by ``--recheck``, which runs every test of the module on each of them.
+
 Each module is mutated in its own copy of the working tree under ``_build/mutate`` (the
 sessions are kept there: an interrupted run resumes where it stopped), ``--jobs`` modules
-at a time.
+at a time. ``--recheck`` runs the survivors of finished sessions again against the
+working tree's current tests (after tests were added for them).
 """
 
 from __future__ import annotations
