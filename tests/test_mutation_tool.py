@@ -71,8 +71,7 @@ def test_every_equivalent_mutant_names_a_line_of_its_module_and_why(mutate, root
         re.compile(entry["operator"])
         source = [s.strip() for s in (root / mutate.TARGETS[entry["module"]].file).read_text().splitlines()]
         assert entry["line"].strip() in source, f"no such line in {entry['module']}: {entry['line']}"
-        if source.count(entry["line"].strip()) > 1:
-            assert "next" in entry, f"{entry['line']} occurs more than once: say which (next)"
+        if "next" in entry:  # picks one of the line's occurrences
             at = [i for i, s in enumerate(source) if s == entry["line"].strip()]
             assert sum(entry["next"].strip() in source[i + 1:i + 4] for i in at) == 1, entry
         assert len(entry["why"].split()) >= 5, entry

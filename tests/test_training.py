@@ -381,6 +381,64 @@ def test_params_that_are_not_arrays_are_refused():
         train(quad, {"w": object()}, optax.sgd(0.1), steps=1, batches=data.quadratic([1.0]))
 
 
+def test_integer_and_boolean_params_are_refused():
+    for bad in (jnp.array([1, 2]), {"w": True}):
+        with pytest.raises(TypeError, match="pytree of floating arrays"):
+            train(quad, bad, optax.sgd(0.1), steps=1, batches=data.quadratic([1.0]))
+
+
+def test_train_returns_the_optimizer_state_of_its_last_step():
+    h = data.quadratic([0.5, 2.0])
+    res = train(quad, jnp.ones(2), optax.adam(0.1), steps=3, batches=h)
+    opt, x = optax.adam(0.1), jnp.ones(2)
+    state = opt.init(x)
+    for _ in range(3):
+        upd, state = opt.update(jax.grad(quad)(x, h), state, x)
+        x = optax.apply_updates(x, upd)
+    for a, b in zip(jax.tree.leaves(res.opt_state), jax.tree.leaves(state)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    # a run that is non-finite from the start diverged at step 0
+    with pytest.warns(DivergenceWarning):
+        bad = train(quad, jnp.array([jnp.inf]), optax.sgd(0.1), steps=3, batches=h[:1, :1])
+    assert bad.diverged_at == 0 and bad.status == "diverged at step 0"
+
+
+def test_the_default_key_is_zero(digits):
+    mb = data.Minibatches.of(digits.train, 16)
+    kw = dict(steps=5, batches=mb)
+    opt = optimizer(optax.sgd, learning_rate=0.1)
+    x0 = small_mlp(jax.random.key(0))
+    default, zero, one = (train(ce, x0, opt, **kw, **k)["loss"] for k in ({}, {"key": 0}, {"key": 1}))
+    np.testing.assert_array_equal(default, zero)
+    assert not np.array_equal(default, one)
+    grid = dict(steps=5, batches=mb)
+    lrs = optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2]))
+    default, zero, one = (sweep(ce, x0, lrs, **grid, **k)["loss"] for k in ({}, {"key": 0}, {"key": 1}))
+    np.testing.assert_array_equal(default, zero)
+    assert not np.array_equal(default, one)
+
+
+def test_stacked_problems_set_the_grid_size_by_their_leading_axis():
+    """Three 2x2 problems: a grid of 3 (the last axis is 2); a batch source cannot be
+    stacked."""
+    hs = jnp.stack([data.quadratic([1.0, c]) for c in (2.0, 3.0, 5.0)])
+    sw = sweep(quad, jnp.ones(2), optimizer(optax.sgd, learning_rate=0.1), steps=4,
+               batches=hs, batch_axis=0)
+    assert sw["loss"].shape == (3, 5)
+    with pytest.raises(ValueError, match="stacks full batches"):
+        sweep(quad, jnp.ones(2), optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2])),
+              steps=4, batches=data.Minibatches.of({"x": jnp.ones((4, 2))}, 2), batch_axis=0)
+
+
+def test_a_repeated_sweep_from_an_init_function_compiles_nothing_new(digits):
+    kw = dict(steps=4, batches=digits.train, seeds=[0, 1])
+    opt = optimizer(optax.sgd, learning_rate=0.1)
+    sweep(ce, small_mlp, opt, **kw)
+    with count_compilations() as compiled:
+        sweep(ce, small_mlp, opt, **kw)
+    assert compiled() == 0
+
+
 def test_the_divergence_warning_points_at_the_caller():
     with pytest.warns(DivergenceWarning) as record:
         train(quad, jnp.ones(1), optax.sgd(1e30), steps=5, batches=data.quadratic([1.0]))
