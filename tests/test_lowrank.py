@@ -89,6 +89,39 @@ def test_distance_to_glrl_over_the_trajectory_matches_a_loop(completion, complet
         L.distance_to_glrl(untracked, refs)
 
 
+def test_gradient_flow_result_contract(completion, completion_glrl):
+    """Times are lr x step; the default step is 0.02; one reference matrix may be given
+    alone; the argmin steps are integers; a depth of 16 is allowed; results are values."""
+    res = L.gradient_flow(completion, init_scales=1e-3, lrs=(0.01, 0.03), steps=40,
+                          log_every=10, references=completion_glrl.iterates[0])
+    np.testing.assert_allclose(res.times, [[0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.3, 0.6, 0.9, 1.2]])
+    assert res.ref_min.shape == (2, 1) and np.issubdtype(res.ref_argmin.dtype, np.integer)
+    assert np.all((0 <= res.ref_argmin) & (res.ref_argmin <= 40))
+    assert list(L.gradient_flow(completion, steps=10, log_every=10).lrs) == [0.02]
+    deep = L.gradient_flow(completion, init_scales=0.5, depth=16, steps=2, log_every=1)
+    assert deep.depth == 16 and np.isfinite(deep.loss).all()
+    with pytest.raises(AttributeError):
+        res.lrs = None
+
+
+def test_flow_divergence_is_the_first_non_finite_step(completion):
+    """Where a run diverges does not depend on how long it runs after (a large step, and
+    an initialization whose loss overflows at once: step 0)."""
+    for scale, lr, first in ((1.0, 1e3, 3), (1e60, 0.02, 0)):
+        at = [L.gradient_flow(completion, init_scales=scale, lrs=lr, steps=s,
+                              log_every=10).diverged_at[0] for s in (20, 60)]
+        assert at == [first, first], (scale, lr, at)
+
+
+def test_end_to_end_needs_matrices_that_chain():
+    with pytest.raises(ValueError, match="chain"):
+        L.end_to_end((jnp.ones(3),), False)
+    with pytest.raises(ValueError, match="chain"):
+        L.end_to_end((jnp.ones((3, 2)), jnp.ones((3, 3))), False)
+    np.testing.assert_allclose(L.end_to_end((jnp.ones((3, 2)), jnp.ones((2, 3))), False),
+                               2 * np.ones((3, 3)))
+
+
 def test_greedy_alpha_exponent_and_farthest_iterate():
     alphas = np.array([1e-8, 1e-6, 1e-4, 1e-2])
     p = np.array([0.5, 0.25, 1.0])
