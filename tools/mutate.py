@@ -1,7 +1,7 @@
 """Mutation testing of the package's core (``make mutate``; not part of ``make test``).
 
 Usage:
-    python tools/mutate.py [--only training/loop ...] [--jobs 2] [--recheck] [--report-only]
+    python tools/mutate.py [--only training/loop ...] [--jobs 2] [--recheck [--all-tests]] [--report-only]
 
 ``make mutate`` installs the tools (the ``mutate`` extra: cosmic-ray, coverage) and runs
 every module; ``make mutate ONLY="sde/svag sde/rules"`` some of them.
@@ -41,13 +41,13 @@ then runs the tests that executed any line of the function it changed (bad-input
 first), stopping at the first failure. A change at module level (a constant, a class
 body, a decorator) or in a function no test executed in-process (a subprocess may) runs
 every test of the module. A jitted function is traced once per process, so a later
-test that reuses its compiled program is not in the map; the mutant's survivors are then
-checked again by ``--recheck``, which runs every test of the module on each of them.
+test that reuses its compiled program is not in the map, and neither is code run in a
+subprocess: ``--recheck --all-tests`` runs every test of the module on each survivor.
 
 Each module is mutated in its own copy of the working tree under ``_build/mutate`` (the
 sessions are kept there: an interrupted run resumes where it stopped), ``--jobs`` modules
 at a time. ``--recheck`` runs the survivors of finished sessions again against the
-working tree's current tests (after tests were added for them).
+working tree's current tests (after tests were added for them), with the map made again.
 """
 
 from __future__ import annotations
@@ -234,6 +234,22 @@ def _counts(session: pathlib.Path) -> tuple[int, int]:
     return done, total
 
 
+def _coverage_map(target: Target, copy: pathlib.Path, env: dict[str, str]) -> None:
+    """Which test executed which line (coverage's dynamic contexts), for select_tests."""
+    (copy / "coverage.rc").write_text("[run]\ndynamic_context = test_function\n")
+    cov = [sys.executable, "-m", "coverage"]
+    flags = ["--rcfile=coverage.rc", "--data-file=.coverage"]
+    proc = subprocess.run(
+        [*cov, "run", *flags, f"--include={target.file}",
+         *shlex.split(test_command(target))[1:]],
+        cwd=copy, env=env, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{target.name}: the tests fail under coverage:\n{proc.stdout[-3000:]}")
+    subprocess.run([*cov, "json", *flags, "--show-contexts", "-o", "coverage.json"],
+                   cwd=copy, env=env, check=True, capture_output=True)
+
+
 def prepare(target: Target, timeout: float) -> tuple[pathlib.Path, pathlib.Path, dict]:
     """A copy of the tree, the cosmic-ray config and its session (kept if it exists)."""
     copy = WORK / target.name.replace("/", "-")
@@ -261,19 +277,7 @@ def prepare(target: Target, timeout: float) -> tuple[pathlib.Path, pathlib.Path,
                 f"{target.name}: the tests fail before any mutation:\n{proc.stdout}{proc.stderr[-2000:]}"
             )
         timeout = max(timeout, 4 * baseline + 30)
-        # Which test executed which line (coverage's dynamic contexts), for select_tests.
-        (copy / "coverage.rc").write_text("[run]\ndynamic_context = test_function\n")
-        cov = [sys.executable, "-m", "coverage"]
-        flags = ["--rcfile=coverage.rc", "--data-file=.coverage"]
-        proc = subprocess.run(
-            [*cov, "run", *flags, f"--include={target.file}",
-             *shlex.split(test_command(target))[1:]],
-            cwd=copy, env=env, capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"{target.name}: the tests fail under coverage:\n{proc.stdout[-3000:]}")
-        subprocess.run([*cov, "json", *flags, "--show-contexts", "-o", "coverage.json"],
-                       cwd=copy, env=env, check=True, capture_output=True)
+        _coverage_map(target, copy, env)
         shutil.copy2(copy / target.file, copy / "module.orig")
     config = copy / "cosmic-ray.toml"
     if not config.exists():
@@ -292,23 +296,31 @@ def prepare(target: Target, timeout: float) -> tuple[pathlib.Path, pathlib.Path,
     return copy, session, env
 
 
-def recheck(target: Target) -> None:
+def recheck(target: Target, all_tests: bool = False) -> None:
     """Run a finished session's survivors again against the working tree's current tests.
 
     The module itself must be unchanged (the mutants are positions in its text); its
     copy's tests are replaced by the working tree's and the survivors' results dropped, so
-    ``cosmic-ray exec`` tests them again.
+    ``cosmic-ray exec`` tests them again: with the tests that executed their function
+    (the coverage map made again), or with every test of the module (``all_tests``, for a
+    module whose code also runs in subprocesses the map cannot see).
     """
     copy = WORK / target.name.replace("/", "-")
     session = copy / "session.sqlite"
     if not session.exists():
         raise SystemExit(f"{target.name}: no session to recheck; run it first")
+    if (copy / "module.orig").exists() and (copy / "module.orig").read_bytes() == (
+            ROOT / target.file).read_bytes():
+        # an interrupted run may have left its last mutant in place
+        shutil.copy2(copy / "module.orig", copy / target.file)
     if (copy / target.file).read_bytes() != (ROOT / target.file).read_bytes():
         raise SystemExit(f"{target.name}: {target.file} changed since its session was made; "
                          f"delete {copy.relative_to(ROOT)} to mutate it afresh")
     shutil.rmtree(copy / "tests")
     shutil.copytree(ROOT / "tests", copy / "tests",
                     ignore=shutil.ignore_patterns("__pycache__", "mutation"))
+    if not all_tests:  # the new tests join the map of which test runs which line
+        _coverage_map(target, copy, _env(copy))
     with sqlite3.connect(session) as db:
         db.execute("delete from work_results where test_outcome = 'SURVIVED'")
 
@@ -450,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-mutant", choices=sorted(TARGETS), help=argparse.SUPPRESS)
     parser.add_argument("--recheck", action="store_true",
                         help="test the survivors of finished sessions again with the current tests")
+    parser.add_argument("--all-tests", action="store_true",
+                        help="with --recheck: every test of the module, not the covering ones")
     args = parser.parse_args(argv)
     if args.test_mutant:
         return test_mutant(TARGETS[args.test_mutant])
@@ -458,9 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = [TARGETS[n] for n in (args.only or TARGETS)]
     if args.recheck:
         for target in targets:
-            recheck(target)
+            recheck(target, args.all_tests)
     if not args.report_only:
-        run(targets, args.jobs, args.timeout, all_tests=args.recheck)
+        run(targets, args.jobs, args.timeout, all_tests=args.recheck and args.all_tests)
     text = report(list(TARGETS.values()))
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text)
