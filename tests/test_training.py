@@ -147,6 +147,11 @@ def test_results_are_immutable_and_sweeps_print_without_their_graph(digits):
                  optimizer(optax.sgd, learning_rate=jnp.array([0.1, 0.2])), steps=2,
                  batches=digits.train)
     assert grid._graphdef is not None
+    with pytest.raises(AttributeError):
+        grid.params = None
+    spec = optimizer(optax.sgd, learning_rate=0.1)
+    with pytest.raises(AttributeError):  # a spec in a cache key cannot change under it
+        spec.hyperparams = {"learning_rate": 0.2}
     text = repr(grid)
     assert "_graphdef" not in text and "_aux" not in text and "GraphDef" not in text
 
