@@ -96,6 +96,7 @@ def test_gradient_flow_result_contract(completion, completion_glrl):
                           log_every=10, references=completion_glrl.iterates[0])
     np.testing.assert_allclose(res.times, [[0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.3, 0.6, 0.9, 1.2]])
     assert res.ref_min.shape == (2, 1) and np.issubdtype(res.ref_argmin.dtype, np.integer)
+    assert list(res.diverged_at) == [-1, -1]  # -1: did not diverge
     assert np.all((0 <= res.ref_argmin) & (res.ref_argmin <= 40))
     assert list(L.gradient_flow(completion, steps=10, log_every=10).lrs) == [0.02]
     deep = L.gradient_flow(completion, init_scales=0.5, depth=16, steps=2, log_every=1)
@@ -118,6 +119,8 @@ def test_end_to_end_needs_matrices_that_chain():
         L.end_to_end((jnp.ones(3),), False)
     with pytest.raises(ValueError, match="chain"):
         L.end_to_end((jnp.ones((3, 2)), jnp.ones((3, 3))), False)
+    with pytest.raises(ValueError, match="chain"):  # the second link breaks
+        L.end_to_end((jnp.ones((3, 2)), jnp.ones((2, 2)), jnp.ones((3, 3))), False)
     np.testing.assert_allclose(L.end_to_end((jnp.ones((3, 2)), jnp.ones((2, 3))), False),
                                2 * np.ones((3, 3)))
 

@@ -302,6 +302,7 @@ def test_rmsprop_and_adam_configs_run_the_update_they_state():
 
 def test_noise_to_signal_with_two_examples():
     """The smallest data set: two examples, batch 1 (without-replacement factor 1)."""
+    assert sde.NoiseToSignal(G=2.0, N1=3.0, n=1).N(1) == 0.0  # one example: no noise
     nts = sde.NoiseToSignal(G=2.0, N1=3.0, n=2)
     assert nts.N(1) == pytest.approx(3.0) and nts.N(2) == 0.0
     for bad in (0, 3):

@@ -375,8 +375,9 @@ def _results(target: Target) -> list[dict]:
     rows = []
     for line in out.splitlines():
         item, result = json.loads(line)
-        if result is None or result["worker_outcome"] == "skipped":
+        if result is not None and result["worker_outcome"] == "skipped":
             continue
+        result = result or {"test_outcome": "pending", "worker_outcome": "pending"}
         (m,) = item["mutations"]
         row, col = m["start_pos"]
         rows.append({
