@@ -335,6 +335,10 @@ SHARDED = textwrap.dedent("""
                     optimizer(optax.sgd, learning_rate=0.1), steps=20, batches=hs,
                     batch_axis=0, devices=devs)
         out[name] = res["loss"].tolist()
+    # one device that is not the default: the run happens there
+    res = sweep(lambda x, h: 0.5 * x @ h @ x, jnp.ones(2), optimizer(optax.sgd, learning_rate=0.1),
+                steps=4, batches=hs, batch_axis=0, devices=[jax.devices()[1]])
+    out["second_only"] = [d.id for d in jax.tree.leaves(res.params)[0].sharding.device_set]
     print(json.dumps(out))
 """)
 
@@ -356,6 +360,7 @@ def test_sharded_sweep_equals_unsharded():
     assert out["q_sharded_div"] == out["q_single_div"]
     np.testing.assert_allclose(np.array(out["s_sharded"]), np.array(out["s_single"]),
                                rtol=1e-5)
+    assert out["second_only"] == [1]
 
 
 def test_padding_repeats_the_last_member():
@@ -377,6 +382,7 @@ def test_sweep_returns_each_members_optimizer_state():
     for i, lr in enumerate(lrs):
         one = train(quad, jnp.ones(2), optimizer(optax.adam, learning_rate=lr), steps=10,
                     batches=h)
+        assert jax.tree.structure(sw.member(i).opt_state) == jax.tree.structure(one.opt_state)
         for a, b in zip(jax.tree.leaves(sw.member(i).opt_state), jax.tree.leaves(one.opt_state)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
@@ -400,6 +406,7 @@ def test_train_returns_the_optimizer_state_of_its_last_step():
     for _ in range(3):
         upd, state = opt.update(jax.grad(quad)(x, h), state, x)
         x = optax.apply_updates(x, upd)
+    assert jax.tree.structure(res.opt_state) == jax.tree.structure(state)
     for a, b in zip(jax.tree.leaves(res.opt_state), jax.tree.leaves(state)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     # a run that is non-finite from the start diverged at step 0
