@@ -148,7 +148,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 # Mutation testing of the core modules (not part of `make test`: each mutant runs the
-# module's tests in a new interpreter). Installs the `mutate` extra (cosmic-ray).
+# module's tests in a new interpreter). Installs the `mutate` extra (cosmic-ray, coverage).
 .PHONY: mutate
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[mutate]"

@@ -135,7 +135,7 @@ def optimizer(factory: Callable[..., optax.GradientTransformation], /,
                         f"optax.sgd; got {factory!r}")
     try:
         params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+    except (TypeError, ValueError):  # builtins and some extensions have no signature
         params = None
     if params is not None and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         for name in hyperparams:
