@@ -177,8 +177,9 @@ def test_optimizer_accepts_a_factory_without_a_readable_signature():
         def __call__(self, **kwargs):
             return optax.sgd(**kwargs)
 
-    for factory, error in ((max, ValueError), (Opaque(), TypeError)):
-        with pytest.raises(error):
+    # Python 3.11 raises TypeError for the bad __signature__, 3.13 ValueError
+    for factory in (max, Opaque()):
+        with pytest.raises((TypeError, ValueError)):
             inspect.signature(factory)
         spec = optimizer(factory, learning_rate=0.1)
         assert spec.hyperparams == {"learning_rate": 0.1} and spec.factory is factory
