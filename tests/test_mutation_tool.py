@@ -127,13 +127,12 @@ class Box:
 
 
 def test_select_tests_runs_the_tests_that_executed_the_changed_function(mutate):
-    target = mutate.TARGETS["sde/svag"]
     # coverage contexts by line: double's body by test_a, area's (and side's) by test_b
     contexts = {"7": [""], "8": ["", "test_x.test_a"], "9": ["test_x.test_a"],
                 "17": ["test_x.TestC.test_b"], "18": ["test_bad_input.test_bad_input_is_rejected"]}
 
     def select(old, new):
-        return mutate.select_tests(target, MODULE, MODULE.replace(old, new), contexts)
+        return mutate.select_tests(MODULE, MODULE.replace(old, new), contexts)
 
     assert select("x * SCALE", "x / SCALE") == ["tests/test_x.py::test_a"]
     # a change in a nested function selects every test of the outermost one, bad input first
@@ -144,4 +143,4 @@ def test_select_tests_runs_the_tests_that_executed_the_changed_function(mutate):
     assert select("size: int = 3", "size: int = 4") is None
     assert select("@functools.lru_cache\n", "") is None
     # a function no test executed in this process: every test (a subprocess may run it)
-    assert mutate.select_tests(target, MODULE, MODULE.replace("x * SCALE", "x / SCALE"), {}) is None
+    assert mutate.select_tests(MODULE, MODULE.replace("x * SCALE", "x / SCALE"), {}) is None

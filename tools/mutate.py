@@ -90,17 +90,18 @@ EXCLUDE = rf"^(?!(?:{KEEP})$)"
 class Target:
     """One module and the fast tests that cover it."""
 
-    path: str  # under src/dltheory, without .py
+    name: str  # the module's path under src/dltheory, without .py
     tests: tuple[str, ...]  # pytest arguments: files, or files with -k
     bad_input: str  # the -k expression for its rows of tests/test_bad_input.py
 
     @property
-    def name(self) -> str:
-        return self.path
+    def file(self) -> str:
+        return f"src/dltheory/{self.name}.py"
 
     @property
-    def file(self) -> str:
-        return f"src/dltheory/{self.path}.py"
+    def selection(self) -> str:
+        """The -k expression: this module's bad-input rows and every other test."""
+        return f"(test_bad_input and ({self.bad_input})) or not test_bad_input"
 
 
 TARGETS = {
@@ -131,10 +132,9 @@ def test_command(target: Target) -> str:
     a single program.
     """
     files = " ".join(target.tests)
-    select = f"(test_bad_input and ({target.bad_input})) or not test_bad_input"
     return (
         f"{sys.executable} -m pytest {shlex.join(PYTEST_FLAGS)} "
-        f"-k '{select}' tests/test_bad_input.py {files}"
+        f"-k '{target.selection}' tests/test_bad_input.py {files}"
     )
 
 
@@ -154,7 +154,7 @@ def _outermost_def(tree: ast.Module, line: int) -> ast.AST | None:
     return None
 
 
-def select_tests(target: Target, original: str, mutated: str, contexts: dict) -> list[str] | None:
+def select_tests(original: str, mutated: str, contexts: dict) -> list[str] | None:
     """The tests to run on a mutant: those that executed the function it changed.
 
     ``contexts`` maps a line of the original module to the coverage contexts (tests) that
@@ -186,13 +186,12 @@ def test_mutant(target: Target) -> int:
     copy = pathlib.Path.cwd()
     original = (copy / "module.orig").read_text()
     contexts = json.loads((copy / "coverage.json").read_text())["files"][target.file]["contexts"]
-    tests = select_tests(target, original, (copy / target.file).read_text(), contexts)
-    # --recheck runs survivors against tests newer than the coverage map: all of them
+    tests = select_tests(original, (copy / target.file).read_text(), contexts)
+    # --recheck --all-tests: every test of the module, the map notwithstanding
     if tests is None or os.environ.get("DLTHEORY_MUTATE_ALL_TESTS") == "1":
         args = shlex.split(test_command(target))
     else:
-        args = [sys.executable, "-m", "pytest", *PYTEST_FLAGS,
-                "-k", f"(test_bad_input and ({target.bad_input})) or not test_bad_input", *tests]
+        args = [sys.executable, "-m", "pytest", *PYTEST_FLAGS, "-k", target.selection, *tests]
     return subprocess.run(args).returncode
 
 
