@@ -8,6 +8,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
+# JAX's persistent compilation cache for builds and tests: a program one process compiled
+# (a test, a notebook's kernel, an earlier build) is loaded from disk by every later one.
+# Its key is the program itself with the jax version and the backend, so a change to src/
+# recompiles only what it changed. `make bench` measures cold runs without it; set
+# JAX_COMPILATION_CACHE_DIR= (empty) to turn it off.
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/_build/jax-cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= 0
+
 .PHONY: all install book book-student test test-fast test-colab test-min test-paper test-estimates strip lock clean help
 .DEFAULT_GOAL := help
 

@@ -20,6 +20,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: The environment variables of JAX's persistent compilation cache (``make`` sets them for
+#: builds and tests). A cold measurement runs without them.
+JAX_CACHE_VARS = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                  "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
+
+
+def jax_cache_env(directory: str | pathlib.Path) -> dict[str, str]:
+    """The environment that makes JAX keep every compiled program in ``directory``."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(directory),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+def without_jax_cache(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the persistent compilation cache (a cold run)."""
+    return {k: v for k, v in env.items() if k not in JAX_CACHE_VARS}
 # the scripts measure this checkout's package, not an installed copy
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))

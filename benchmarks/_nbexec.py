@@ -91,7 +91,9 @@ def execute(path: pathlib.Path, *, env: dict[str, str], epilogue: str,
     n = len(nb.cells)
     nb.cells.insert(0, nbformat.v4.new_code_cell(PRELUDE))
     nb.cells.append(nbformat.v4.new_code_cell(epilogue))
-    saved = {k: os.environ.get(k) for k in list(env) + ["MPLBACKEND"]}
+    saved = {k: os.environ.get(k) for k in list(env) + ["MPLBACKEND", *C.JAX_CACHE_VARS]}
+    for k in C.JAX_CACHE_VARS:  # cold unless `env` names a compilation cache
+        os.environ.pop(k, None)
     os.environ.update(env)
     os.environ.pop("MPLBACKEND", None)  # the kernel must use the inline backend
     try:

@@ -462,6 +462,7 @@ case("config.scale", {}, env={"DLTHEORY_SCALE": ("bogus", "Paper!")})
 case("config.max_steps", {}, env={"DLTHEORY_MAX_STEPS": ("-3", "0", "abc", "1.5")})
 case("config.describe", {}, env={"DLTHEORY_SCALE": ("bogus",), "DLTHEORY_MAX_STEPS": ("abc",)})
 case("config.progress_bars", {}, env={"DLTHEORY_PROGRESS": ("maybe", "2")})
+case("widgets.prerender_enabled", {}, env={"DLTHEORY_PRERENDER": ("maybe", "2")})
 case("config.accelerator_warning", {"on_colab": True, "gpus": ["GPU 0: T4"], "jax_backend": "cpu"},
      {"on_colab": ("yes", 1), "gpus": (3, "GPU 0", [3]), "jax_backend": (3, "")})
 case("compat.enable_x64", {"on": True}, {"on": ("yes", None, 2)})

@@ -9,6 +9,7 @@ import pytest
 
 from dltheory.compat import enable_x64
 from dltheory import claims, margin as M
+from dltheory.margin import core as MC
 from dltheory.margin import homogeneous as H
 from dltheory.margin import two_layer as T
 from dltheory.training import count_compilations
@@ -362,3 +363,122 @@ def test_schedule_grid_logs_every_50_steps_or_about_20_times():
     assert list(H.schedule_grid(100, width=4)["constant/0.1"].steps) == [0, 50, 100]
     # a step count that 50 does not divide (a capped paper preset) still runs
     assert list(H.schedule_grid(8, width=4)["loss-based/1"].steps) == list(range(9))
+
+
+# ------------------------------------------- core helpers checked by value (mutation)
+
+
+def test_log_softplus_neg_gradient_is_finite_and_exact_where_exp_underflows_the_ratio():
+    """For q > ~9.2 (t = e^-q < 1e-4) the series branch is used; the formula branch must
+    not put NaN into the gradient there (the masked log1p(t)/t sees t = 1, not 0)."""
+    with enable_x64(True):
+        for q in (12.0, 30.0, 5.0, -2.0):
+            g = float(jax.grad(MC.log_softplus_neg)(jnp.float64(q)))
+            # d/dq log(log(1 + e^-q)) = -e^-q / ((1 + e^-q) log(1 + e^-q))
+            t = np.exp(-q)
+            assert g == pytest.approx(-t / ((1 + t) * np.log1p(t)), rel=1e-9), q
+
+
+def test_smoothed_margin_just_below_the_series_threshold_is_exact():
+    """log(e^L - 1) = log L + log(1 + L/2 + ...) for tiny L: the correction's sign."""
+    for log_l in (-20.5, -25.0):
+        exact = np.log(np.expm1(np.exp(log_l)))   # expm1 is exact for tiny arguments
+        got = M.smoothed_margin(log_l, 1.0, 1)
+        assert float(got) == pytest.approx(-exact, rel=1e-14, abs=0)
+        assert float(got) != -log_l  # the correction is resolved, not dropped
+
+
+def test_multiclass_labels_must_be_one_index_per_row():
+    logits = np.array([[3.0, 1.0], [0.0, 2.5], [1.0, 4.0]])
+    with pytest.raises(ValueError, match=r"`y` must have shape \(3,\)"):
+        M.normalized_margin(logits, np.array([[0], [1], [1]]), 2.0, 2)
+    with pytest.raises(ValueError, match=r"`y` must have shape \(3,\)"):
+        M.normalized_margin(logits, np.array([0, 1]), 2.0, 2)
+
+
+def test_max_margin_linear_is_exact_on_a_hand_solved_problem():
+    """x = (1, +-0.5), (2, 0), (3, 1) labelled +1 and their mirrors: u* = e1 and
+    gamma* = 1 (min(cos a + sin(a)/2, cos a - sin(a)/2) is largest at a = 0); the support
+    is (1, +-0.5) and their mirrors, and the dual gives w = e1 (|w| = 1 / gamma*)."""
+    x = np.array([[1.0, 0.5], [1.0, -0.5], [2.0, 0.0], [3.0, 1.0]])
+    y = np.ones(4)
+    x, y = np.concatenate([x, -x]), np.concatenate([y, -y])
+    res = M.max_margin_linear(x, y)
+    assert np.allclose(res.direction, [1.0, 0.0], atol=1e-12)
+    assert res.margin == pytest.approx(1.0, abs=1e-12)
+    assert sorted(res.support.tolist()) == [0, 1, 4, 5]
+    w = (y * res.dual) @ x
+    assert np.allclose(w, [1.0, 0.0], atol=1e-12)  # |w| = 1 / gamma*
+    assert np.all(res.dual >= 0) and np.allclose(res.dual[[2, 3, 6, 7]], 0.0)
+
+
+@pytest.mark.parametrize("order, scale", [(1, 7.0), (2, 0.2), (2, 10.0)])
+def test_kkt_residual_does_not_depend_on_the_scale_of_params(order, scale):
+    """At a KKT point of min |theta|^2/2 s.t. q_n >= 1 the residual is 0 whatever the
+    norm of params: q_min is rescaled to 1 with the 1/L-th root (order L)."""
+    x, y = M.symmetric_separable_data(30, 3, key=5)
+    svm = M.max_margin_linear(x, y)
+    if order == 1:
+        params, fn = svm.direction * scale, lambda w: jnp.asarray(y) * (jnp.asarray(x) @ w)
+    else:  # a diagonal linear net u * v (2-homogeneous) with u = v = sqrt(w) where w >= 0
+        sign = np.sign(svm.direction)
+        root = np.sqrt(np.abs(svm.direction)) * np.sqrt(scale)
+        params = {"u": root, "v": root}
+        fn = lambda p: jnp.asarray(y) * (jnp.asarray(x) @ (jnp.asarray(sign) * p["u"] * p["v"]))
+    out = M.kkt_residual(fn, params, order)
+    assert out["residual"] < 1e-6 and abs(out["slackness"]) < 1e-6
+
+
+def test_symmetric_data_default_seed_and_mirror_by_value():
+    x, y = M.symmetric_separable_data(8, 3)
+    x0, y0 = M.symmetric_separable_data(8, 3, key=0)
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)
+    flip = np.array([1, 0, 0, 1, 0, 0, 0, 1])   # 0/1 integers work as a mask
+    xm, ym = M.mirror(x, y, flip)
+    xb, yb = M.mirror(x, y, flip.astype(bool))
+    assert np.array_equal(xm, xb) and np.array_equal(ym, yb)
+    f = flip.astype(bool)
+    assert np.array_equal(xm[f], -x[f]) and np.array_equal(ym[f], -y[f])
+    assert np.array_equal(xm[~f], x[~f]) and np.array_equal(ym[~f], y[~f])
+    assert np.array_equal(ym * (xm @ np.eye(3)[0]), y * (x @ np.eye(3)[0]))  # margins kept
+
+
+def test_kkt_residual_off_a_kkt_point_is_the_documented_least_squares():
+    """Away from a KKT point the residual is the optimum of the documented problem
+    min_{lambda >= 0} |theta~ - J^T lambda|^2 + (sum lambda_n (q_n - 1))^2, solved here
+    by a different solver (scipy's bounded least squares) on the rescaled point."""
+    from scipy.optimize import lsq_linear
+
+    x, y = M.symmetric_separable_data(30, 3, key=5)
+    svm = M.max_margin_linear(x, y)
+    theta = 2.0 * (svm.direction + np.array([0.0, 0.25, -0.1]))
+    z = y[:, None] * x
+    q = z @ theta
+    theta_t = theta / q.min()            # order 1: min_n q_n(theta~) = 1
+    qt = z @ theta_t
+    a = np.vstack([z.T, (qt - 1.0)[None, :]])
+    b = np.concatenate([theta_t, [0.0]])
+    lam = lsq_linear(a, b, bounds=(0, np.inf), tol=1e-14, method="bvls").x
+    tn = np.linalg.norm(theta_t)
+    out = M.kkt_residual(lambda w: jnp.asarray(y) * (jnp.asarray(x) @ w), theta, 1)
+    assert out["stationarity"] == pytest.approx(np.linalg.norm(theta_t - z.T @ lam) / tn,
+                                                rel=1e-6)
+    assert out["slackness"] == pytest.approx(lam @ (qt - 1.0) / tn**2, rel=1e-6, abs=1e-12)
+    assert out["residual"] > 1e-2
+
+
+def test_max_margin_linear_matches_svc_on_many_points_in_few_dimensions():
+    """n >> d: most points are not support vectors (their dual coefficients are 0)."""
+    from sklearn.svm import SVC
+
+    x, y = M.symmetric_separable_data(200, 3, gap=0.02, key=11, symmetric=False)
+    ours = M.max_margin_linear(x, y)
+    # scikit-learn's SVC fits a bias; on the symmetrized set (x, y), (-x, -y) the best
+    # bias is 0 and its hyperplane is the one through the origin
+    svc = SVC(kernel="linear", C=1e10, tol=1e-12).fit(np.concatenate([x, -x]),
+                                                        np.concatenate([y, -y]))
+    u = svc.coef_[0] / np.linalg.norm(svc.coef_[0])
+    achieved = float((y * (x @ u)).min())  # the margin SVC's direction attains
+    assert ours.direction @ u > 1 - 1e-8
+    assert achieved - 1e-12 <= ours.margin <= achieved * (1 + 1e-5)
+    assert np.count_nonzero(ours.dual > 1e-12) <= 6 and len(ours.support) <= 6

@@ -579,3 +579,39 @@ def test_moving_average_is_the_edge_normalized_convolution(n, window):
     np.testing.assert_allclose(N.moving_average(x, window), ref, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="window"):
         N.moving_average(x, 0)
+
+
+# ------------------------------------------- core helpers checked by value (mutation)
+
+
+def test_exp_lr_root_without_momentum_is_one_minus_eta_lambda():
+    assert N.exp_lr_momentum_root(0.1, 5e-4) == pytest.approx(1 - 0.1 * 5e-4, rel=1e-15)
+    # with momentum: the larger root of x^2 - (1 + g - eta lambda) x + g, checked by numpy
+    roots = np.roots([1.0, -(1 + 0.9 - 0.1 * 5e-4), 0.9])
+    assert N.exp_lr_momentum_root(0.1, 5e-4, 0.9) == pytest.approx(roots.real.max(),
+                                                                  rel=1e-12)
+
+
+@pytest.mark.parametrize("correct", [False, True])
+def test_exponential_lr_first_step_with_momentum(correct):
+    """The first update is -eta alpha^-1 (gamma m_0 + g): m_0 = 0 without the correction,
+    (alpha - 1) / (eta alpha) w_0 with it."""
+    eta, wd, gamma = 0.1, 0.01, 0.9
+    alpha = N.exp_lr_momentum_root(eta, wd, gamma)
+    opt = N.sgd_exponential_lr(eta, wd, gamma, correct_momentum=correct)
+    with enable_x64(True):
+        w = {"w": jnp.array([1.0, -2.0, 0.5])}
+        g = {"w": jnp.array([0.3, 0.1, -0.2])}
+        state = opt.init(w)
+        updates, state = opt.update(g, state, w)
+        m0 = (alpha - 1) / (eta * alpha) * np.asarray(w["w"]) if correct else 0.0
+        expected = -eta / alpha * (gamma * m0 + np.asarray(g["w"]))
+        assert np.allclose(np.asarray(updates["w"]), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_equilibrium_prediction_is_immutable():
+    import dataclasses
+
+    pred = N.equilibrium_norm_prediction(0.1, 5e-4, 2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pred.sq_norm = 0.0

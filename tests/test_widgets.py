@@ -285,3 +285,140 @@ def test_wide_twins_are_rendered_at_the_content_width():
     first = re.search(r'base64,([^"]+)"', html_text).group(1)
     assert Image.open(io.BytesIO(base64.b64decode(first))).size[0] == 730
     assert 'data-dpi="73"' in html_text
+
+
+# -- rendering the other settings in the background ----------------------------------
+
+REDRAWS = []
+
+
+def redraw(a, kind, fig=None, delay=0.0):
+    """Draws into its previous figure; a label per setting so each image differs."""
+    import time
+
+    REDRAWS.append((a, kind))
+    if a == "boom":
+        raise RuntimeError("this setting fails")
+    fig, ax = plotting.figure(reuse="detached" if fig is None else fig)
+    time.sleep(delay)  # a slow chapter computation, for the race test
+    ax.plot([0, 1], [0, float(a)], label=kind)
+    ax.set_title(f"a = {a}, {kind}")
+    # fixed ticks: the layout a redraw keeps is the one a first draw makes
+    ax.set_ylim(-0.1, 1.1)
+    ax.set_yticks([0, 0.5, 1])
+    return fig
+
+
+def _redrawing(delay=0.0, a=None):
+    REDRAWS.clear()
+    return explore(lambda a, kind, fig=None: redraw(a, kind, fig, delay),
+                   a=a or slider(0, 1, values=[0.0, 0.25, 0.5, 0.75, 1.0], default=0.5),
+                   kind=choice(["x", "y"]))
+
+
+def _pixels(png):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def test_prerender_fills_the_cache_nearest_the_shown_setting_first():
+    e = _redrawing()
+    e._shown = e._key({"a": 1.0, "kind": "y"})
+    assert not e.prerendered.is_set()
+    assert e.prerender() == 10 and len(REDRAWS) == 10
+    assert e.prerendered.is_set() and len(e._cache) == e.size
+    values = e.controls["a"].values
+    dist = [abs(values.index(a) - 4) + (kind != "y") for a, kind in REDRAWS]
+    assert dist == sorted(dist) and REDRAWS[0] == (1.0, "y")
+    # what the background rendered is what the widget would have drawn itself
+    fresh = _redrawing()
+    for setting in ({"a": 0.0, "kind": "x"}, {"a": 0.75, "kind": "y"}):
+        a, b = _pixels(e.image(**setting)), _pixels(fresh.image(**setting))
+        assert (a == b).all()
+    REDRAWS.clear()
+    assert e.prerender() == 0 and REDRAWS == []  # nothing left to do
+
+
+def test_a_shown_widget_renders_the_rest_in_the_background(monkeypatch):
+    import dltheory.widgets as W
+
+    monkeypatch.setattr(W, "in_kernel", lambda: True)
+    monkeypatch.delenv(W.PRERENDER_ENV_VAR, raising=False)
+    e = _redrawing()
+    e._repr_mimebundle_()
+    assert e._thread is not None and e._thread.name == "dltheory-prerender"
+    e._thread.join(timeout=60)
+    assert e.prerendered.is_set() and len(REDRAWS) == e.size  # each setting drawn once
+    inputs = e.widget()._dltheory_inputs
+    inputs["a"].value = 0.0
+    assert e.last_update_cached is True and len(REDRAWS) == e.size
+    assert e.widget().children[1].value == e.image(a=0.0)
+    assert "(cached)" in e.widget().children[2].value
+    assert e.start_prerender() is e._thread  # one thread per explorer
+
+
+def test_prerender_is_off_with_the_variable_or_for_a_new_pyplot_figure(explorer, monkeypatch):
+    import dltheory.widgets as W
+
+    monkeypatch.setenv(W.PRERENDER_ENV_VAR, "0")
+    assert not W.prerender_enabled() and _redrawing().start_prerender() is None
+    monkeypatch.setenv(W.PRERENDER_ENV_VAR, "1")
+    assert W.prerender_enabled()
+    # `draw` makes a new pyplot figure each call: never drawn outside the kernel's cells
+    assert explorer.start_prerender() is None and CALLS == []
+
+
+def test_a_setting_that_fails_in_the_background_raises_when_picked():
+    e = _redrawing(a=choice([0.0, "boom", 1.0]))
+    e.prerender()
+    assert len(e._cache) == 4 and not e.prerendered.is_set()
+    assert REDRAWS.count(("boom", "x")) == 1 and REDRAWS.count(("boom", "y")) == 1
+    with pytest.raises(RuntimeError, match="this setting fails"):
+        e.image(a="boom")
+
+
+def test_redraws_while_the_background_draws_get_their_own_figure():
+    """The lock: the reused figure is never drawn by two threads at once."""
+    e = _redrawing(delay=0.01)
+    reference = {
+        (s["a"], s["kind"]): _pixels(_redrawing().image(**s)) for s in e.settings()}
+    e._shown = e._key({"a": 0.0, "kind": "x"})
+    REDRAWS.clear()
+    thread = e.start_prerender()
+    picked = [{"a": 1.0, "kind": "y"}, {"a": 0.75, "kind": "x"}, {"a": 0.25, "kind": "y"}]
+    got = [e.image(**s) for s in picked]
+    thread.join(timeout=60)
+    for s, png in zip(picked, got):
+        assert (_pixels(png) == reference[(s["a"], s["kind"])]).all()
+    for key, png in e._cache.items():
+        assert (_pixels(png) == reference[tuple(v for _, v in key)]).all()
+    assert len(REDRAWS) == e.size  # nothing drawn twice
+
+
+def test_a_choice_may_mix_numbers_and_words():
+    e = explore(draw, a=choice([0.5, "auto"]), kind=choice(["x"]))
+    assert e._key({"a": "auto"}) == (("a", "auto"), ("kind", "x"))
+    assert e._key({"a": 0.5 + 1e-12})[0] == ("a", 0.5)
+    with pytest.raises(ValueError, match="`a` must be one of the control's values"):
+        e._key({"a": "other"})
+
+
+def test_taking_the_figure_stops_the_background_and_keeps_the_figure_still():
+    e = _redrawing(delay=0.02)
+    thread = e.start_prerender()
+    fig = e.figure(a=0.25, kind="x")   # stops the background before drawing
+    assert not thread.is_alive() and e._stop.is_set()
+    title = fig.axes[0].get_title()
+    assert title == "a = 0.25, x"
+    import time
+
+    time.sleep(0.1)
+    assert fig.axes[0].get_title() == title  # nothing drew into it since
+    assert not e.prerendered.is_set() and len(e._cache) < e.size
+    thread = e.start_prerender()       # a new thread resumes where the last one stopped
+    thread.join(timeout=60)
+    assert e.prerendered.is_set() and len(e._cache) == e.size

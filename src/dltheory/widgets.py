@@ -11,7 +11,10 @@ precomputed: the same definition gives
 
 - in a live Jupyter or Colab kernel, ipywidgets controls above an image that redraws when
   a control moves; each setting's figure is computed once and cached, and the package's
-  experiments keep shapes fixed so a new setting reuses compiled code;
+  experiments keep shapes fixed so a new setting reuses compiled code. Once the widget is
+  shown, a background thread renders the other settings into that cache, nearest the
+  shown setting first (:meth:`Explorer.start_prerender`), so a move usually finds its
+  figure ready; the kernel stays free to run cells meanwhile;
 - outside a live kernel (a plain script, the tests, the static HTML of the book), the
   figure at the default setting, rendered as a static PNG;
 - for the static HTML of the book (when ``DLTHEORY_STATIC_TWINS=1``, which the book
@@ -36,6 +39,8 @@ import itertools
 import json
 import os
 import re
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -46,10 +51,13 @@ import numpy as np
 from dltheory import validation as V
 
 __all__ = ["Slider", "Choice", "slider", "choice", "Explorer", "explore", "in_kernel",
-           "static_twins", "display_name"]
+           "static_twins", "display_name", "prerender_enabled"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 STATIC_ENV_VAR = "DLTHEORY_STATIC_TWINS"
+#: ``DLTHEORY_PRERENDER=0`` turns off rendering a shown widget's other settings in the
+#: background (:meth:`Explorer.start_prerender`).
+PRERENDER_ENV_VAR = "DLTHEORY_PRERENDER"
 #: The most dots per inch of the twin's images (one per setting); a twin's figure is
 #: rendered at ``min(TWIN_DPI, CONTENT_WIDTH_PX / width)`` dpi, so its image is no wider
 #: than the page shows it and reads like the static figures around it.
@@ -199,11 +207,30 @@ def _check_fmt(fmt: Any, example: Any) -> None:
 def _match(value: Any, values: tuple, name: str) -> Any:
     """The element of ``values`` equal (to float precision) to ``value``."""
     for v in values:
-        if v == value or (isinstance(v, float) and np.isclose(v, value, rtol=1e-9, atol=0)):
+        if v == value or (isinstance(v, float) and not isinstance(value, (str, bytes))
+                          and np.isclose(v, value, rtol=1e-9, atol=0)):
             return v
     shown = ", ".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in values)
     raise ValueError(f"argument `{name}` must be one of the control's values ({shown}); "
                      f"got {value!r}")
+
+
+def prerender_enabled() -> bool:
+    """Whether a shown live widget renders its other settings in the background: yes
+    unless ``DLTHEORY_PRERENDER`` is ``0``, ``false``, ``no`` or ``off``.
+
+    Raises:
+      ValueError: if the variable is set to anything else than those or ``1``, ``true``,
+        ``yes``, ``on``.
+    """
+    from dltheory.config import _OFF, _ON
+
+    raw = os.environ.get(PRERENDER_ENV_VAR, "1")
+    value = raw.strip().lower()
+    if value not in _OFF + _ON:
+        raise ValueError(f"environment variable {PRERENDER_ENV_VAR} must be one of "
+                         f"{', '.join(_OFF + _ON[1:])}; got {raw!r}")
+    return value not in _OFF
 
 
 def in_kernel() -> bool:
@@ -296,6 +323,9 @@ class Explorer:
         should draw into it again (``dltheory.plotting.figure(..., reuse=fig)``).
       controls: name -> :class:`Slider` or :class:`Choice`.
       last_update_seconds: time of the last redraw in the live widget.
+      last_update_cached: whether that redraw found its figure already rendered.
+      prerendered: a :class:`threading.Event` set when every setting's image is in the
+        cache (after :meth:`start_prerender`'s thread, or :meth:`prerender`, finishes).
     """
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, Control],
@@ -320,7 +350,16 @@ class Explorer:
         self._reuses_figure = "fig" in inspect.signature(fn).parameters
         self._figure = None
         self.last_update_seconds: float | None = None
+        self.last_update_cached: bool | None = None
         self._widget = None
+        # one figure is drawn at a time: the live widget's redraw and the background
+        # thread share the reused figure
+        self._lock = threading.RLock()
+        self._shown: tuple | None = None  # the setting the live widget shows
+        self._failed: set[tuple] = set()  # settings the background could not render
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.prerendered = threading.Event()
 
     # -- settings -------------------------------------------------------------------
     @property
@@ -360,8 +399,21 @@ class Explorer:
 
     # -- figures --------------------------------------------------------------------
     def figure(self, **setting: Any):
-        """The figure for a setting (not cached)."""
+        """The figure for a setting (not cached).
+
+        For a function that redraws into its previous figure this is the explorer's one
+        figure, which the next draw clears; a background rendering of the live widget
+        (:meth:`start_prerender`) is stopped first, so it does not draw into the figure
+        while the caller holds it.
+        """
         key = self._key(setting)
+        self.stop_prerender()
+        with self._lock:
+            return self._draw(key)
+
+    def _draw(self, key: tuple):
+        """Call the function for the setting ``key``; hold ``self._lock`` around it and
+        around any use of the figure it returns (it may be the shared, reused one)."""
         if self._reuses_figure:
             fig = self.fn(**dict(key), fig=self._figure)
             self._figure = fig
@@ -375,9 +427,87 @@ class Explorer:
     def image(self, **setting: Any) -> bytes:
         """PNG bytes of the figure for a setting, computed once and cached."""
         key = self._key(setting)
-        if key not in self._cache:
-            self._cache[key] = _png(self.figure(**dict(key)))
-        return self._cache[key]
+        png = self._cache.get(key)
+        if png is None:
+            with self._lock:  # waits for a background render in progress, if any
+                png = self._cache.get(key)
+                if png is None:
+                    png = self._cache[key] = _png(self._draw(key))
+        return png
+
+    def _next_to_render(self) -> tuple | None:
+        """The setting not yet rendered nearest (in grid steps) the one shown."""
+        names = list(self.controls)
+        shown = self._shown or self._key({})
+        here = [self.controls[n].values.index(v) for n, v in shown]
+        best, best_d = None, None
+        for combo in itertools.product(*(range(len(self.controls[n].values)) for n in names)):
+            key = tuple((n, self.controls[n].values[i]) for n, i in zip(names, combo))
+            if key in self._cache or key in self._failed:
+                continue
+            d = sum(abs(i - j) for i, j in zip(combo, here))
+            if best_d is None or d < best_d:
+                best, best_d = key, d
+        return best
+
+    def prerender(self) -> int:
+        """Render every setting not yet in the cache, nearest the shown one first.
+
+        Each setting is rendered as :meth:`image` renders it (same figure, same PNG);
+        a setting whose function raises is skipped (moving to it raises the error
+        then). Returns the number of settings rendered; sets :attr:`prerendered` when
+        every setting is cached.
+        """
+        done = 0
+        while not self._stop.is_set():
+            with self._lock:
+                key = self._next_to_render()
+                if key is None:
+                    break
+                try:
+                    self._cache[key] = _png(self._draw(key))
+                    done += 1
+                except Exception:  # noqa: BLE001 - shown when the reader picks it
+                    self._failed.add(key)
+        if len(self._cache) == self.size:
+            self.prerendered.set()
+        return done
+
+    def stop_prerender(self) -> None:
+        """Stop the background rendering, if one runs, after its current setting."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            self._stop.set()
+            thread.join()
+
+    def start_prerender(self) -> threading.Thread | None:
+        """Render the other settings in a background thread (see :meth:`prerender`).
+
+        Started when the live widget is shown, unless ``DLTHEORY_PRERENDER=0``, and only
+        for a function that redraws into its own detached figure (a ``fig`` parameter):
+        a new pyplot figure made outside a cell could be shown by the next cell. The
+        thread holds the drawing lock for one setting at a time, so a control moved to
+        a setting not yet rendered waits for at most one render; on Linux it runs at a
+        lower CPU priority than the kernel. Returns the thread, or ``None`` when none
+        was started.
+        """
+        if not self._reuses_figure or not prerender_enabled():
+            return None
+        if self._thread is not None and not self._stop.is_set():
+            return self._thread
+        self._stop.clear()
+
+        def work():
+            if sys.platform.startswith("linux"):
+                try:  # this thread only (Linux schedules threads as tasks)
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+                except (OSError, AttributeError):  # pragma: no cover - not permitted
+                    pass
+            self.prerender()
+
+        self._thread = threading.Thread(target=work, name="dltheory-prerender", daemon=True)
+        self._thread.start()
+        return self._thread
 
     # -- display --------------------------------------------------------------------
     def widget(self):
@@ -406,12 +536,15 @@ class Explorer:
         status = w.HTML(value=f"<small>{self.label(self.default)}</small>")
 
         def redraw(_change=None):
-            setting = {n: i.value for n, i in inputs.items()}
-            cached = self._key(setting) in self._cache
-            status.value = f"<small>computing {self.label(setting)} ...</small>"
             t0 = time.perf_counter()
+            setting = {n: i.value for n, i in inputs.items()}
+            self._shown = key = self._key(setting)
+            cached = key in self._cache
+            if not cached:
+                status.value = f"<small>computing {self.label(setting)} ...</small>"
             image.value = self.image(**setting)
             self.last_update_seconds = time.perf_counter() - t0
+            self.last_update_cached = cached
             how = "cached" if cached else f"{self.last_update_seconds:.2f} s"
             status.value = f"<small>{self.label(setting)} ({how})</small>"
 
@@ -446,16 +579,19 @@ class Explorer:
         names = list(self.controls)
         images, labels = {}, {}
         fonts, dpis = [], []
+        self.stop_prerender()
         for combo in itertools.product(*(range(len(self.controls[n].values)) for n in names)):
             setting = {n: self.controls[n].values[i] for n, i in zip(names, combo)}
             key = "-".join(map(str, combo))
-            fig = self.figure(**setting)
-            fig_dpi = dpi if dpi is not None else min(
-                TWIN_DPI, plotting.CONTENT_WIDTH_PX / float(fig.get_size_inches()[0]))
-            fonts.append(plotting.smallest_font_pt(fig))
-            dpis.append(fig_dpi)
-            images[key] = base64.b64encode(_png(fig, dpi=fig_dpi, palette=True,
-                                                close=not self._reuses_figure)).decode("ascii")
+            with self._lock:
+                fig = self._draw(self._key(setting))
+                fig_dpi = dpi if dpi is not None else min(
+                    TWIN_DPI, plotting.CONTENT_WIDTH_PX / float(fig.get_size_inches()[0]))
+                fonts.append(plotting.smallest_font_pt(fig))
+                dpis.append(fig_dpi)
+                images[key] = base64.b64encode(_png(fig, dpi=fig_dpi, palette=True,
+                                                    close=not self._reuses_figure)
+                                               ).decode("ascii")
             labels[key] = self.label(setting)
         uid = f"dltheory-twin-{uuid.uuid4().hex[:10]}"
         default = "-".join(str(self.controls[n].values.index(self.controls[n].default))
@@ -519,6 +655,7 @@ class Explorer:
             view = self.widget()
             bundle[WIDGET_MIME] = {"version_major": 2, "version_minor": 0,
                                    "model_id": view.model_id}
+            self.start_prerender()  # the first figure is up: render the rest meanwhile
         return bundle
 
     def __repr__(self) -> str:
