@@ -348,6 +348,11 @@ def test_normalized_margin_divides_by_the_norm_to_its_order(order):
     assert M.normalized_margin(outputs, y, 5.0, order) == pytest.approx(expected, rel=1e-12)
 
 
+def test_normalized_margin_of_parameters_with_a_norm_below_one():
+    assert M.normalized_margin(np.array([0.1, 0.2]), np.array([1, 1]), 0.5, 2) == \
+        pytest.approx(0.1 / 0.25, rel=1e-12)
+
+
 def test_normalized_margin_of_logits_is_the_smallest_logit_gap():
     logits = np.array([[3.0, 1.0, 0.5],    # class 0: gap 2.0
                        [0.0, 2.5, 2.0],    # class 1: gap 0.5
@@ -372,11 +377,13 @@ def test_log_softplus_neg_gradient_is_finite_and_exact_where_exp_underflows_the_
     """For q > ~9.2 (t = e^-q < 1e-4) the series branch is used; the formula branch must
     not put NaN into the gradient there (the masked log1p(t)/t sees t = 1, not 0)."""
     with enable_x64(True):
-        for q in (12.0, 30.0, 5.0, -2.0):
-            g = float(jax.grad(MC.log_softplus_neg)(jnp.float64(q)))
-            # d/dq log(log(1 + e^-q)) = -e^-q / ((1 + e^-q) log(1 + e^-q))
+        for q in (9.25, 12.0, 30.0, 5.0, -2.0):
+            value, g = jax.value_and_grad(MC.log_softplus_neg)(jnp.float64(q))
+            # d/dq log(log(1 + e^-q)) = -e^-q / ((1 + e^-q) log(1 + e^-q)); at q = 9.25
+            # (t = 9.6e-5, just inside the series) the t^2 / 3 term shows at 1e-9
             t = np.exp(-q)
-            assert g == pytest.approx(-t / ((1 + t) * np.log1p(t)), rel=1e-9), q
+            assert float(g) == pytest.approx(-t / ((1 + t) * np.log1p(t)), rel=1e-11), q
+            assert float(value) == pytest.approx(np.log(np.log1p(t)), rel=1e-13), q
 
 
 def test_smoothed_margin_just_below_the_series_threshold_is_exact():
@@ -426,7 +433,8 @@ def test_kkt_residual_does_not_depend_on_the_scale_of_params(order, scale):
         params = {"u": root, "v": root}
         fn = lambda p: jnp.asarray(y) * (jnp.asarray(x) @ (jnp.asarray(sign) * p["u"] * p["v"]))
     out = M.kkt_residual(fn, params, order)
-    assert out["residual"] < 1e-6 and abs(out["slackness"]) < 1e-6
+    # computed in float64 (float32 rounding alone would leave about 1e-7)
+    assert out["residual"] < 1e-12 and abs(out["slackness"]) < 1e-12
 
 
 def test_symmetric_data_default_seed_and_mirror_by_value():
@@ -482,3 +490,60 @@ def test_max_margin_linear_matches_svc_on_many_points_in_few_dimensions():
     assert ours.direction @ u > 1 - 1e-8
     assert achieved - 1e-12 <= ours.margin <= achieved * (1 + 1e-5)
     assert np.count_nonzero(ours.dual > 1e-12) <= 6 and len(ours.support) <= 6
+
+
+def test_log_loss_of_the_exponential_loss_and_of_few_examples():
+    q = np.array([0.5, 2.0, -1.0])
+    with enable_x64(True):
+        got = float(M.log_loss(jnp.asarray(q), "exponential"))
+        assert got == pytest.approx(np.log(np.mean(np.exp(-q))), rel=1e-13)
+        one = float(M.log_loss(jnp.asarray([3.0]), "logistic"))
+        assert one == pytest.approx(np.log(np.log1p(np.exp(-3.0))), rel=1e-13)
+
+
+def test_binary_and_class_label_checks_by_value():
+    with pytest.raises(ValueError, match=r"got values \[0, 2, 3, 4, 5, 6\]"):
+        MC.check_binary_labels(np.array([0, 2, 3, 4, 5, 6, 7, 8]))  # the first six shown
+    # an (N, 1) output is a binary output
+    out, y = np.array([[2.0], [-0.5], [1.0]]), np.array([1, -1, 1])
+    assert M.normalized_margin(out, y, 0.5, 2) == pytest.approx(0.5 / 0.25)
+    logits = np.array([[3.0, 1.0], [0.0, 2.5], [1.0, 4.0]])
+    for bad in (np.array([0.0, 1.0, 1.0]), np.array([0, -1, 1])):  # floats; a negative index
+        with pytest.raises(ValueError, match="class indices"):
+            M.normalized_margin(logits, bad, 2.0, 2)
+
+
+def test_smoothed_gap_bound_by_value():
+    assert float(M.smoothed_gap_bound(1, 2.0, 3, loss="exponential")) == 0.0
+    assert float(M.smoothed_gap_bound(10, 2.0, 3, loss="exponential")) == pytest.approx(
+        np.log(10) / 8, rel=1e-14)
+    assert float(M.smoothed_gap_bound(10, 2.0, 3, np.log(0.3))) == pytest.approx(
+        (np.log(10) + np.expm1(0.3)) / 8, rel=1e-14)
+    # and it bounds the gap: q_min / |theta|^L - gamma~ for margins of 10 examples
+    q = np.linspace(1.0, 4.0, 10)
+    log_l = np.log(np.sum(np.log1p(np.exp(-q))))
+    gap = q.min() / 2.0 ** 3 - float(M.smoothed_margin(log_l, 2.0, 3))
+    assert 0 < gap <= float(M.smoothed_gap_bound(10, 2.0, 3, log_l))
+
+
+def test_kkt_residual_refuses_an_example_on_the_boundary():
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1.0, 1.0])
+    fn = lambda w: jnp.asarray(y) * (jnp.asarray(x) @ w)
+    with pytest.raises(ValueError, match="min q_n = 0"):
+        M.kkt_residual(fn, np.array([1.0, 0.0]), 1)
+
+
+def test_symmetric_data_default_teacher_is_the_first_axis():
+    x, y = M.symmetric_separable_data(40, 3, gap=0.2, key=3)
+    assert np.array_equal(y, np.sign(x[:, 0])) and np.all(np.abs(x[:, 0]) >= 0.2)
+    xt, yt = M.symmetric_separable_data(40, 3, gap=0.2, key=3, teacher=[0.0, 1.0, 0.0])
+    assert np.array_equal(yt, np.sign(xt[:, 1]))
+
+
+def test_max_margin_linear_finds_a_separator_with_negative_coordinates():
+    """z = y x = (-1, 1), (-1, -1): only directions with u_1 < 0 separate (u* = -e1,
+    gamma* = 1/sqrt(2)); the separability check must search all signs."""
+    x, y = np.array([[-1.0, 1.0], [-1.0, -1.0]]), np.array([1.0, 1.0])
+    res = M.max_margin_linear(x, y)
+    assert np.allclose(res.direction, [-1.0, 0.0], atol=1e-10)
+    assert res.margin == pytest.approx(1 / np.sqrt(2), rel=1e-10)

@@ -615,3 +615,38 @@ def test_equilibrium_prediction_is_immutable():
     pred = N.equilibrium_norm_prediction(0.1, 5e-4, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         pred.sq_norm = 0.0
+
+
+def test_default_model_is_the_documented_one():
+    """Defaults: sizes (64, 128, 128, 10), head_scale 1 (the same model spelled out)."""
+    a = N.scale_invariant_mlp()
+    b = N.scale_invariant_mlp((64, 128, 128, 10), seed=0, head_scale=1.0, init_scale=1.0)
+    pa, pb = nnx.state(a, nnx.Param), nnx.state(b, nnx.Param)
+    assert [w.shape for w in N.groups(pa)] == [(64, 128), (128, 128)]
+    assert all(np.array_equal(x, y) for x, y in zip(N.groups(pa), N.groups(pb)))
+    assert a.head[...].shape == (128, 10) and np.array_equal(a.head[...], b.head[...])
+
+
+def test_optimizer_hyperparameters_are_checked_by_value():
+    with pytest.raises(TypeError, match="`learning_rate` must be a number"):
+        N.sgd_wd(np.full((2, 2), 0.1), 0.0)         # a grid of rates is not one rate
+    assert N.sgd_wd(np.array([0.1, 0.2]), 0.0) is not None   # a 1-D sweep is
+    with pytest.raises(ValueError, match="`momentum` must be a finite number < 1"):
+        N.sgd_wd(0.1, 0.0, momentum=1.0)
+    with pytest.raises(ValueError, match="`momentum` must be a finite number < 1"):
+        N.sgd_exponential_lr(0.1, 0.01, momentum=1.0)
+
+
+def test_exponential_lr_default_has_no_momentum():
+    """Without momentum the first update is -eta / alpha * g with alpha = 1 - eta lambda."""
+    with enable_x64(True):
+        opt = N.sgd_exponential_lr(0.1, 0.01)
+        w, g = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([0.3, 0.1])}
+        updates, _ = opt.update(g, opt.init(w), w)
+        assert np.allclose(np.asarray(updates["w"]), -0.1 / (1 - 0.1 * 0.01) * np.array(
+            [0.3, 0.1]), rtol=1e-13)
+
+
+def test_exp_lr_root_at_a_zero_discriminant():
+    # (1 + 0.25 - 0.5 * 0.5)^2 = 1 = 4 * 0.25: the double root 1/2
+    assert N.exp_lr_momentum_root(0.5, 0.5, 0.25) == 0.5
