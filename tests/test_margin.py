@@ -547,3 +547,12 @@ def test_max_margin_linear_finds_a_separator_with_negative_coordinates():
     res = M.max_margin_linear(x, y)
     assert np.allclose(res.direction, [-1.0, 0.0], atol=1e-10)
     assert res.margin == pytest.approx(1 / np.sqrt(2), rel=1e-10)
+
+
+def test_smoothed_gap_bound_above_the_cap_and_the_smallest_symmetric_set():
+    # the logistic bound uses S <= e^L - 1 with log L capped at 5 (so e^L stays finite)
+    for log_l, used in ((4.5, 4.5), (7.0, 5.0)):
+        assert float(M.smoothed_gap_bound(10, 2.0, 3, log_l)) == pytest.approx(
+            (np.log(10) + np.expm1(np.exp(used))) / 8, rel=1e-12)
+    x, y = M.symmetric_separable_data(2, 2, key=1)   # one point and its mirror
+    assert np.array_equal(x[1], -x[0]) and y[1] == -y[0]

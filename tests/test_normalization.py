@@ -650,3 +650,8 @@ def test_exponential_lr_default_has_no_momentum():
 def test_exp_lr_root_at_a_zero_discriminant():
     # (1 + 0.25 - 0.5 * 0.5)^2 = 1 = 4 * 0.25: the double root 1/2
     assert N.exp_lr_momentum_root(0.5, 0.5, 0.25) == 0.5
+
+
+def test_lr_wd_error_states_the_product():
+    with pytest.raises(ValueError, match=r"eta = 2, wd = 0\.75, eta \* wd = 1\.5$"):
+        N.check_lr_wd(2.0, 0.75)
