@@ -556,3 +556,13 @@ def test_smoothed_gap_bound_above_the_cap_and_the_smallest_symmetric_set():
             (np.log(10) + np.expm1(np.exp(used))) / 8, rel=1e-12)
     x, y = M.symmetric_separable_data(2, 2, key=1)   # one point and its mirror
     assert np.array_equal(x[1], -x[0]) and y[1] == -y[0]
+
+
+def test_labels_of_the_wrong_type_and_a_teacher_of_any_length():
+    for bad in ("ab", None):
+        with pytest.raises(TypeError, match="`y` must be a 1-D array of labels"):
+            MC.check_binary_labels(bad)
+    # the teacher is normalized: [0, 2, 0] is the unit vector e2, and the gap is |e2 . x|
+    x, y = M.symmetric_separable_data(40, 3, gap=0.2, key=3, teacher=[0.0, 2.0, 0.0])
+    assert np.array_equal(y, np.sign(x[:, 1])) and np.all(np.abs(x[:, 1]) >= 0.2)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0)

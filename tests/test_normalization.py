@@ -655,3 +655,12 @@ def test_exp_lr_root_at_a_zero_discriminant():
 def test_lr_wd_error_states_the_product():
     with pytest.raises(ValueError, match=r"eta = 2, wd = 0\.75, eta \* wd = 1\.5$"):
         N.check_lr_wd(2.0, 0.75)
+
+
+def test_a_hyperparameter_numpy_cannot_read_is_refused_by_name():
+    class Unreadable:
+        def __array__(self, *args, **kwargs):
+            raise TypeError("no array here")
+
+    with pytest.raises(TypeError, match="argument `learning_rate` must be a number"):
+        N.sgd_wd(Unreadable(), 0.0)
