@@ -541,12 +541,13 @@ def test_symmetric_data_default_teacher_is_the_first_axis():
 
 
 def test_max_margin_linear_finds_a_separator_with_negative_coordinates():
-    """z = y x = (-1, 1), (-1, -1): only directions with u_1 < 0 separate (u* = -e1,
-    gamma* = 1/sqrt(2)); the separability check must search all signs."""
+    """z = y x = (-1, 1), (-1, -1): only directions with u_1 < 0 separate; the margin
+    min(-u_1 + u_2, -u_1 - u_2) is largest at u* = -e1, gamma* = 1. The separability
+    check must search all signs."""
     x, y = np.array([[-1.0, 1.0], [-1.0, -1.0]]), np.array([1.0, 1.0])
     res = M.max_margin_linear(x, y)
     assert np.allclose(res.direction, [-1.0, 0.0], atol=1e-10)
-    assert res.margin == pytest.approx(1 / np.sqrt(2), rel=1e-10)
+    assert res.margin == pytest.approx(1.0, rel=1e-10)
 
 
 def test_smoothed_gap_bound_above_the_cap_and_the_smallest_symmetric_set():
