@@ -567,3 +567,21 @@ def test_labels_of_the_wrong_type_and_a_teacher_of_any_length():
     x, y = M.symmetric_separable_data(40, 3, gap=0.2, key=3, teacher=[0.0, 2.0, 0.0])
     assert np.array_equal(y, np.sign(x[:, 1])) and np.all(np.abs(x[:, 1]) >= 0.2)
     assert np.allclose(np.linalg.norm(x, axis=1), 1.0)
+
+
+def test_margin_helpers_accept_empty_records_and_name_shapes_in_errors():
+    assert M.smoothed_margin(np.array([]), np.array([]), 2).shape == (0,)
+    assert M.smoothed_gap_bound(5, np.array([]), 2, loss="exponential").shape == (0,)
+    logits = np.array([[3.0, 1.0], [0.0, 2.5], [1.0, 4.0]])
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\) for 2 logits"):
+        M.normalized_margin(logits, np.array([0, 1, 2]), 2.0, 2)
+    with pytest.raises(ValueError, match=r"one label per row of `x` \(3\); got 2"):
+        M.max_margin_linear(np.eye(3), np.array([1, -1]))
+    with pytest.raises(ValueError, match="got 3 rows and 2 labels"):
+        M.mirror(np.ones((3, 2)), np.array([1, -1]), np.array([True, False]))
+    with pytest.raises(ValueError, match="`flip` must be a boolean array"):
+        M.mirror(np.eye(3), np.array([1, -1, 1]), np.array([0, 2, 1]))
+    with pytest.raises(ValueError, match="`n`"):
+        M.symmetric_separable_data(1, 2, symmetric=False)
+    with pytest.raises(ValueError, match="min q_n = -0.5"):
+        M.kkt_residual(lambda w: jnp.array([1.0, -0.5]) * w[0], np.array([1.0]), 1)

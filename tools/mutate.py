@@ -299,7 +299,8 @@ def recheck(target: Target, all_tests: bool = False) -> None:
     """Run a finished session's survivors again against the working tree's current tests.
 
     The module itself must be unchanged (the mutants are positions in its text); its
-    copy's tests are replaced by the working tree's and the survivors' results dropped, so
+    copy's files are replaced by the working tree's (tests and the rest of the package)
+    and the survivors' results dropped, so
     ``cosmic-ray exec`` tests them again: with the tests that executed their function
     (the coverage map made again), or with every test of the module (``all_tests``, for a
     module whose code also runs in subprocesses the map cannot see).
@@ -315,9 +316,10 @@ def recheck(target: Target, all_tests: bool = False) -> None:
     if (copy / target.file).read_bytes() != (ROOT / target.file).read_bytes():
         raise SystemExit(f"{target.name}: {target.file} changed since its session was made; "
                          f"delete {copy.relative_to(ROOT)} to mutate it afresh")
+    # the working tree's current files: its tests, and the rest of the package they test
+    # (the module itself is unchanged, checked above)
     shutil.rmtree(copy / "tests")
-    shutil.copytree(ROOT / "tests", copy / "tests",
-                    ignore=shutil.ignore_patterns("__pycache__", "mutation"))
+    _copy_tree(copy)
     if not all_tests:  # the new tests join the map of which test runs which line
         _coverage_map(target, copy, _env(copy))
     with sqlite3.connect(session) as db:
