@@ -585,3 +585,13 @@ def test_margin_helpers_accept_empty_records_and_name_shapes_in_errors():
         M.symmetric_separable_data(1, 2, symmetric=False)
     with pytest.raises(ValueError, match="min q_n = -0.5"):
         M.kkt_residual(lambda w: jnp.array([1.0, -0.5]) * w[0], np.array([1.0]), 1)
+
+
+def test_logit_gap_with_all_logits_negative_and_one_dimension_refused():
+    # the true class's logit is left out of the max (set to -inf), even when every
+    # other logit is below 0
+    logits = np.array([[-1.0, -3.0, -2.5]])
+    assert M.normalized_margin(logits, np.array([0]), 1.0, 1) == pytest.approx(1.5)
+    assert M.smoothed_gap_bound(5, np.array([]), 2, np.array([])).shape == (0,)
+    with pytest.raises(ValueError, match="`d`"):
+        M.symmetric_separable_data(4, 1)
