@@ -668,11 +668,14 @@ def test_a_hyperparameter_numpy_cannot_read_is_refused_by_name():
 
 def test_angle_of_opposite_groups_is_pi_despite_rounding():
     """|w/|w| + w/|w|| / 2 rounds above 1 for some float32 w (13 of the first 200
-    seeds); the clamp keeps arcsin finite there."""
+    seeds); the clamp keeps arcsin finite there. Near pi the arcsin's slope is infinite:
+    a half-chord rounded one float32 step below 1 (1 - 6e-8) gives pi - 7e-4 (seed 2 with
+    jax 0.7), so the tolerance is 2 sqrt(2 eps), 1e-3, with eps float32's epsilon."""
+    tol = 2 * np.sqrt(2 * np.finfo(np.float32).eps) + 1e-6
     for seed in (158,) + tuple(range(5)):
         w = jnp.asarray(np.random.default_rng(seed).standard_normal(50), jnp.float32)
         angle = float(N.angular_update({"w": w}, {"w": -w})[0])
-        assert angle == pytest.approx(np.pi, rel=1e-6), seed
+        assert np.isfinite(angle) and abs(angle - np.pi) <= tol, (seed, angle)
 
 
 def test_hyperparameter_messages_and_whole_number_floats():
@@ -704,3 +707,21 @@ def test_exponential_lr_corrects_the_momentum_buffer_by_default():
         ua, _ = a.update(g, a.init(w), w)
         ub, _ = b.update(g, b.init(w), w)
         assert np.array_equal(np.asarray(ua["w"]), np.asarray(ub["w"]))
+
+
+@pytest.mark.parametrize("eta,wd,g", [(0.1, 0.1, 1.0), (1.0, 0.3, 2.5), (1.0, 0.5, 0.2)])
+def test_equilibrium_prediction_is_the_fixed_point_of_the_norm_map(eta, wd, g):
+    """Iterate w <- (1 - eta wd) w - eta grad in the plane, the gradient orthogonal to w
+    with |grad|^2 = G / |w|^2, to its fixed point: the norm, the effective learning rate
+    and the angle per step are the prediction's to 1e-9 (at eta wd = 0.5 the angle is
+    pi / 3, against sqrt(2 eta wd) = 1 of the small-angle form)."""
+    pred = N.equilibrium_norm_prediction(eta, wd, g)
+    w = np.array([3.0, 0.0])
+    for _ in range(4000):
+        grad = np.sqrt(g) / np.linalg.norm(w) * np.array([-w[1], w[0]]) / np.linalg.norm(w)
+        new = (1 - eta * wd) * w - eta * grad
+        angle = np.arccos(np.clip(new @ w / np.linalg.norm(new) / np.linalg.norm(w), -1, 1))
+        w = new
+    np.testing.assert_allclose(float(pred.sq_norm), w @ w, rtol=1e-9)
+    np.testing.assert_allclose(float(pred.effective_lr), eta / (w @ w), rtol=1e-9)
+    np.testing.assert_allclose(float(pred.angular_update), angle, rtol=1e-9)
