@@ -104,6 +104,28 @@ def test_report_scores_killed_over_mutants_less_equivalent(mutate, monkeypatch):
     assert "@jax.jit`" not in text.split("## Survivors")[1]
 
 
+def test_report_keeps_modules_without_a_session_from_the_earlier_report(mutate, monkeypatch):
+    svag, rules, loop = (mutate.TARGETS[n] for n in ("sde/svag", "sde/rules", "training/loop"))
+    rows = [{"operator": "core/AddNot", "line": 1, "text": "a", "outcome": "killed"}] * 3
+    monkeypatch.setattr(mutate, "_results", lambda t: rows if t is svag else [])
+    monkeypatch.setattr(mutate, "_equivalents", lambda: [])
+    earlier = "\n".join([
+        "| `sde/svag` | 9 | 1 | 0 | 8 | 11% |",
+        "| `sde/rules` | 179 | 174 | 5 | 0 | 100% |",
+        "| `training/loop` | 161 | 139 | 20 | 2 | 99% |",
+        "", "## Survivors in `sde/svag`", "", "- line 9, `core/AddNot`: `old`",
+        "", "## Survivors in `training/loop`", "",
+        "- line 29, `core/NumberReplacer`: `PROGRESS_AFTER_SECONDS = 2.0`",
+    ])
+    text = mutate.report([svag, rules, loop], earlier)
+    assert "| `sde/svag` | 3 | 3 | 0 | 0 | 100% |" in text  # the session wins
+    assert "`old`" not in text
+    assert "| `sde/rules` | 179 | 174 | 5 | 0 | 100% | (earlier run)" in text
+    assert "## Survivors in `training/loop`\n\n- line 29, `core/NumberReplacer`" in text
+    # written again from its own output, nothing is marked twice or lost
+    assert mutate.report([svag, rules, loop], text) == text
+
+
 MODULE = '''\
 import functools
 

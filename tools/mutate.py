@@ -48,6 +48,8 @@ Each module is mutated in its own copy of the working tree under ``_build/mutate
 sessions are kept there: an interrupted run resumes where it stopped), ``--jobs`` modules
 at a time. ``--recheck`` runs the survivors of finished sessions again against the
 working tree's current tests (after tests were added for them), with the map made again.
+A module without a session on disk keeps its row and survivors from the report written
+before, marked "(earlier run)".
 """
 
 from __future__ import annotations
@@ -418,14 +420,43 @@ def _is_equivalent(target: Target, row: dict, equivalents: list[dict]) -> str | 
     return None
 
 
-def report(targets: list[Target]) -> str:
+EARLIER = " (earlier run)"
+
+
+def _earlier(text: str) -> dict[str, tuple[str, list[str]]]:
+    """Module -> (its table row, its survivor lines) in a report written before.
+
+    A module whose session is no longer on disk keeps what the last report said of it,
+    marked as an earlier run, so that mutating some modules does not erase the others.
+    """
+    out: dict[str, tuple[str, list[str]]] = {}
+    section = None
+    for line in text.splitlines():
+        if m := re.match(r"\| `([^`]+)` \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", line):
+            name, (n, killed, equivalent, alive) = m.group(1), map(int, m.groups()[1:])
+            percent = killed * 100 // max(n - equivalent, 1)
+            out[name] = (f"| `{name}` | {n} | {killed} | {equivalent} | {alive} | {percent}% |"
+                         + EARLIER, [])
+        elif m := re.match(r"## Survivors in `([^`]+)`", line):
+            section = m.group(1)
+        elif line.startswith("#"):
+            section = None
+        elif section in out and line.startswith("- "):
+            out[section][1].append(line)
+    return out
+
+
+def report(targets: list[Target], earlier: str = "") -> str:
+    """The report's Markdown from the sessions on disk; ``earlier``, the report written
+    before, gives the rows of modules without a session."""
     equivalents = _equivalents()
+    before = _earlier(earlier)
     head = [
         "# Mutation report",
         "",
         "Written by `make mutate` (`tools/mutate.py`, which says how mutants are made and",
-        "scored). Score = killed / (mutants - equivalent); equivalent mutants are listed with",
-        "the reason in `equivalent.toml`.",
+        "scored). Score = killed / (mutants - equivalent), rounded down; equivalent mutants are",
+        "listed with the reason in `equivalent.toml`.",
         "",
         "| module | mutants | killed | equivalent | survived | score |",
         "|---|---|---|---|---|---|",
@@ -434,17 +465,23 @@ def report(targets: list[Target]) -> str:
     for target in targets:
         rows = _results(target)
         if not rows:
-            head.append(f"| `{target.name}` | not run | | | | |")
+            if target.name in before:
+                row, alive_lines = before[target.name]
+                head.append(row)
+                if alive_lines:
+                    body += ["", f"## Survivors in `{target.name}`", "", *alive_lines]
+            else:
+                head.append(f"| `{target.name}` | not run | | | | |")
             continue
         killed = [r for r in rows if r["outcome"] in ("killed", "incompetent")]
         survived = [r for r in rows if r["outcome"] == "survived"]
         equivalent = [(r, w) for r in survived if (w := _is_equivalent(target, r, equivalents))]
         alive = [r for r in survived if not _is_equivalent(target, r, equivalents)]
         other = len(rows) - len(killed) - len(survived)
-        score = len(killed) / max(len(rows) - len(equivalent), 1)
+        percent = len(killed) * 100 // max(len(rows) - len(equivalent), 1)  # rounded down
         head.append(
             f"| `{target.name}` | {len(rows)} | {len(killed)} | {len(equivalent)} | "
-            f"{len(alive)} | {score:.0%} |"
+            f"{len(alive)} | {percent}% |"
             + (f" ({other} not finished)" if other else "")
         )
         if alive:
@@ -477,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             recheck(target, args.all_tests)
     if not args.report_only:
         run(targets, args.jobs, args.timeout, all_tests=args.recheck and args.all_tests)
-    text = report(list(TARGETS.values()))
+    text = report(list(TARGETS.values()), REPORT.read_text() if REPORT.exists() else "")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(text)
     print(text)
