@@ -423,6 +423,11 @@ def _is_equivalent(target: Target, row: dict, equivalents: list[dict]) -> str | 
 EARLIER = " (earlier run)"
 
 
+def _percent(killed: int, mutants: int, equivalent: int) -> int:
+    """The score, killed / (mutants - equivalent), in percent rounded down."""
+    return killed * 100 // max(mutants - equivalent, 1)
+
+
 def _earlier(text: str) -> dict[str, tuple[str, list[str]]]:
     """Module -> (its table row, its survivor lines) in a report written before.
 
@@ -434,8 +439,8 @@ def _earlier(text: str) -> dict[str, tuple[str, list[str]]]:
     for line in text.splitlines():
         if m := re.match(r"\| `([^`]+)` \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|", line):
             name, (n, killed, equivalent, alive) = m.group(1), map(int, m.groups()[1:])
-            percent = killed * 100 // max(n - equivalent, 1)
-            out[name] = (f"| `{name}` | {n} | {killed} | {equivalent} | {alive} | {percent}% |"
+            out[name] = (f"| `{name}` | {n} | {killed} | {equivalent} | {alive} | "
+                         f"{_percent(killed, n, equivalent)}% |"
                          + EARLIER, [])
         elif m := re.match(r"## Survivors in `([^`]+)`", line):
             section = m.group(1)
@@ -478,10 +483,9 @@ def report(targets: list[Target], earlier: str = "") -> str:
         equivalent = [(r, w) for r in survived if (w := _is_equivalent(target, r, equivalents))]
         alive = [r for r in survived if not _is_equivalent(target, r, equivalents)]
         other = len(rows) - len(killed) - len(survived)
-        percent = len(killed) * 100 // max(len(rows) - len(equivalent), 1)  # rounded down
         head.append(
             f"| `{target.name}` | {len(rows)} | {len(killed)} | {len(equivalent)} | "
-            f"{len(alive)} | {percent}% |"
+            f"{len(alive)} | {_percent(len(killed), len(rows), len(equivalent))}% |"
             + (f" ({other} not finished)" if other else "")
         )
         if alive:
