@@ -125,11 +125,14 @@ pdf: book $(MATHJAX)
 dist: book $(MATHJAX)
 	$(BIN)/python tools/dist.py
 
+# Two pytest processes side by side (tools/run_tests.py): the tests of the book build,
+# which build it once, and every other test (on more than two cores, over pytest-xdist
+# workers: TEST_WORKERS=N to choose).
 test: $(STAMP) $(MATHJAX)
-	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python tools/run_tests.py $(if $(TEST_WORKERS),--workers $(TEST_WORKERS))
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not paper"
+	$(BIN)/python -m pytest -m "not slow and not paper" -n auto --maxprocesses=4
 
 # Every chapter at the paper presets' shapes with DLTHEORY_MAX_STEPS (tests/test_paper.py).
 test-paper: $(STAMP)

@@ -16,6 +16,16 @@ import pytest  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the book build (the ``book`` fixture, directly or through
+    another fixture) gets the ``book_build`` mark: ``make test`` (tools/run_tests.py) runs
+    those in one process, which builds the book once, beside the other tests."""
+    for item in items:
+        if "book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.book_build)
+
+
 @pytest.fixture(scope="session")
 def root() -> pathlib.Path:
     return ROOT
