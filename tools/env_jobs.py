@@ -57,7 +57,9 @@ COLAB_PREINSTALLED = [
     "psutil", "ipykernel", "jupyter_client", "nbclient", "nbformat", "pyyaml", "pytest",
 ]
 #: Test tools the unit tests need that Colab does not ship; installed after the check.
-TEST_ONLY = ["hypothesis"]
+TEST_ONLY = ["hypothesis", "pytest-xdist"]
+#: The unit tests run on every core, at most four (pytest-xdist), as in `make test`.
+XDIST = ["-n", "auto", "--maxprocesses=4"]
 
 
 def run(cmd: list[str], *, env: dict | None = None, check: bool = True,
@@ -247,7 +249,7 @@ def colab(args: argparse.Namespace) -> int:
         return 1
     t0 = time.perf_counter()
     tests = run([py, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider",
-                 "-W", "error::SyntaxWarning"], check=False, capture=True, env=env)
+                 "-W", "error::SyntaxWarning", *XDIST], check=False, capture=True, env=env)
     unit_seconds = time.perf_counter() - t0
     print(tests.stdout[-6000:] + tests.stderr[-2000:])
     unit = pytest_summary(tests.stdout)
@@ -289,7 +291,7 @@ def minimum(args: argparse.Namespace) -> int:
     py = make_venv(find_python("3.11", args.python), ROOT / ".venv-min")
     pins = floors()
     run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins,
-         "pytest", "hypothesis", "pyyaml", "nbformat"], env=clean_env())
+         "pytest", *TEST_ONLY, "pyyaml", "nbformat"], env=clean_env())
     run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
          "--force-reinstall", str(ROOT)], env=clean_env())
     shutil.rmtree(ROOT / "build", ignore_errors=True)
@@ -309,8 +311,8 @@ def minimum(args: argparse.Namespace) -> int:
         print(f"not at their floors: {off}")
         return 1
     env = clean_env(DLTHEORY_SCALE="quick", DLTHEORY_PROGRESS="0")
-    tests = run([py, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"],
-                check=False, capture=True, env=env)
+    tests = run([py, "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider",
+                 *XDIST], check=False, capture=True, env=env)
     print(tests.stdout[-6000:] + tests.stderr[-2000:])
     print(f"\nminimum-versions job: {', '.join(pins)}; unit tests: "
           f"{pytest_summary(tests.stdout)}; {time.perf_counter() - t_start:.0f} s")
