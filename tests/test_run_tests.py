@@ -1,6 +1,7 @@
 """`make test`'s runner (tools/run_tests.py): the book build's tests in one process, the
 rest in another; together they are the whole suite, each test once."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -12,26 +13,42 @@ sys.path.insert(0, str(ROOT / "tools"))
 import run_tests  # noqa: E402
 
 
-def _collect(*marks: str) -> set[str]:
-    args = ["-m", marks[0]] if marks else []
+PLUGIN = """
+def pytest_collection_finish(session):
+    for item in session.items:
+        mark = "book" if item.get_closest_marker("book_build") else "other"
+        print("SPLIT", mark, item.nodeid)
+"""
+
+
+def test_the_two_processes_split_the_suite_and_the_book_users_stay_together(tmp_path):
+    """One collection of the suite (as `make test` selects it), each test with the process
+    its mark sends it to: every user of the book fixture goes to the book's process."""
+    (tmp_path / "split_plugin.py").write_text(PLUGIN)
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
-                           "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                           "-p", "no:cacheprovider", "-p", "split_plugin",
+                           "-m", run_tests.BASE], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return {ln for ln in proc.stdout.splitlines() if "::" in ln}
-
-
-def test_the_two_processes_split_the_suite_and_the_book_users_stay_together():
-    book = _collect(f"book_build and {run_tests.BASE}")
-    other = _collect(f"not book_build and {run_tests.BASE}")
-    everything = _collect()
-    assert book and other and not book & other
-    assert book | other == everything
+    split = [ln.split(" ", 2)[1:] for ln in proc.stdout.splitlines() if ln.startswith("SPLIT ")]
+    book = {t for m, t in split if m == "book"}
+    other = {t for m, t in split if m == "other"}
+    assert book and other and len(book) + len(other) == len(split)
     # the build itself, and tests that reach it only through another fixture (`built`)
     assert "tests/test_book.py::test_book_builds_without_warnings" in book
     assert "tests/test_browser.py::test_every_page_renders_in_a_browser" in book
     assert not any(t.startswith("tests/test_book.py::") for t in other)
     assert "tests/test_run_tests.py::test_the_exit_status_is_the_first_failure" in other
+    # the two selections run_tests.py passes are these sets
+    for marks, want in ((f"book_build and {run_tests.BASE}", book),
+                        (f"not book_build and {run_tests.BASE}", other)):
+        sel = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                              "-p", "no:cacheprovider", "-m", marks, "tests/test_book.py",
+                              "tests/test_run_tests.py"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+        got = {ln for ln in sel.stdout.splitlines() if "::" in ln}
+        assert got == {t for t in want if t.startswith(("tests/test_book.py::",
+                                                        "tests/test_run_tests.py::"))}
 
 
 def test_the_exit_status_is_the_first_failure():
