@@ -58,7 +58,7 @@ COLAB_PREINSTALLED = [
 ]
 #: Test tools the unit tests need that Colab does not ship; installed after the check.
 TEST_ONLY = ["hypothesis", "pytest-xdist"]
-#: The unit tests run on every core, at most four (pytest-xdist), as in `make test`.
+#: The unit tests run over pytest-xdist workers, one per core, at most four.
 XDIST = ["-n", "auto", "--maxprocesses=4"]
 
 
