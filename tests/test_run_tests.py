@@ -71,3 +71,12 @@ def test_negative_workers_are_refused(capsys):
     with pytest.raises(SystemExit):
         run_tests.main(["--workers", "-1"])
     assert "--workers must be 0 or more" in capsys.readouterr().err
+
+
+def test_the_base_selection_is_pyprojects():
+    """Each process's `-m` replaces the one in pyproject.toml's addopts, so it repeats it."""
+    import tomllib
+
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"]["addopts"]
+    assert f"-m '{run_tests.BASE}'" in addopts

@@ -11,7 +11,7 @@ spreads its tests over pytest-xdist workers (``--workers``).
 The book process's output is written to ``_build/test-book.log`` and printed after the
 other's. The exit status is 0 when both pass.
 
-Usage: python tools/run_tests.py [--workers N] [PYTEST_ARGS ...]
+Usage: python tools/run_tests.py [--workers N] [PYTEST_ARGS ...]   (passed to both)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: pytest's exit status when a selection holds no test
 NO_TESTS = 5
+#: the selection of pyproject.toml's addopts, which the `-m` given here replaces
 BASE = "not paper and not estimates"
 
 
