@@ -80,3 +80,36 @@ def test_the_base_selection_is_pyprojects():
     addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
         "ini_options"]["addopts"]
     assert f"-m '{run_tests.BASE}'" in addopts
+
+
+@pytest.mark.parametrize("book_rc, other_rc, want", [(1, 0, 1), (0, 2, 2), (0, 0, 0)])
+def test_main_reports_either_processes_failure_and_prints_the_books_log(
+        monkeypatch, tmp_path, capsys, book_rc, other_rc, want):
+    """main() with the two pytest runs replaced: the book's output reaches the log and the
+    console, each run gets its own selection, and a failure of either sets the status."""
+    calls = []
+
+    class Book:
+        def __init__(self, cmd, stdout, **kw):
+            calls.append(cmd)
+            stdout.write("the book's tests said this\n")
+            stdout.flush()
+
+        def wait(self):
+            return book_rc
+
+    def other(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, other_rc)
+
+    monkeypatch.setattr(run_tests.subprocess, "Popen", Book)
+    monkeypatch.setattr(run_tests.subprocess, "run", other)
+    log = tmp_path / "book.log"
+    assert run_tests.main(["--workers", "3", "--log", str(log), "-x"]) == want
+    assert "the book's tests said this" in log.read_text()
+    assert "the book's tests said this" in capsys.readouterr().out
+    book_cmd, other_cmd = calls
+    assert book_cmd[book_cmd.index("-m", 3) + 1] == f"book_build and {run_tests.BASE}"
+    assert other_cmd[other_cmd.index("-m", 3) + 1] == f"not book_build and {run_tests.BASE}"
+    assert "-n" not in book_cmd and other_cmd[other_cmd.index("-n") + 1] == "3"
+    assert book_cmd[-1] == other_cmd[-1] == "-x"

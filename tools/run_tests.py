@@ -11,7 +11,8 @@ spreads its tests over pytest-xdist workers (``--workers``).
 The book process's output is written to ``_build/test-book.log`` and printed after the
 other's. The exit status is 0 when both pass.
 
-Usage: python tools/run_tests.py [--workers N] [PYTEST_ARGS ...]   (passed to both)
+Usage: python tools/run_tests.py [--workers N] [--log FILE] [PYTEST_ARGS ...]
+(PYTEST_ARGS go to both processes)
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None,
                     help="pytest-xdist workers for the tests outside the book build "
                          "(default: the cores beyond two, at most four; 0: one process)")
+    ap.add_argument("--log", type=pathlib.Path, default=ROOT / "_build" / "test-book.log",
+                    help="where the book process's output goes (default: %(default)s)")
     args, rest = ap.parse_known_args(argv)
     workers = default_workers() if args.workers is None else args.workers
     if workers < 0:
         ap.error(f"argument --workers must be 0 or more; got {workers}")
-    log = ROOT / "_build" / "test-book.log"
+    log = args.log
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with log.open("w") as out:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException:
             book.kill()
             raise
-    print(f"\n==== the tests of the book build (one process; {log.relative_to(ROOT)}) ====")
+    print(f"\n==== the tests of the book build (one process; {log}) ====")
     print(log.read_text(), end="")
     print(f"\nmake test: {time.perf_counter() - t0:.0f} s (the other tests took "
           f"{t_other:.0f} s beside the book's); exit status: book build {book_rc}, "
