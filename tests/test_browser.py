@@ -73,22 +73,22 @@ def site(book, tmp_path_factory):
 WINDOW = "--window-size=1280,2400"
 
 
-def _open(page: pathlib.Path, user_dir: pathlib.Path) -> dict:
+def _open(page: pathlib.Path, user_dir: pathlib.Path, screenshot: pathlib.Path) -> dict:
+    """Load ``page`` once: the report check.js leaves in the DOM, and a screenshot.
+
+    One Chromium run does both (``--dump-dom`` with ``--screenshot``), after the same
+    virtual-time budget, so MathJax typesets each page once.
+    """
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={user_dir}", WINDOW,
-                           "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                           "--virtual-time-budget=15000", "--dump-dom",
+                           f"--screenshot={screenshot}", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="dltheory-browser-check"[^>]*>(.*?)</pre>', proc.stdout, re.S)
     assert found, f"{page.name}: the page check did not run\n{proc.stderr[-2000:]}"
     import html as html_lib
 
     return json.loads(html_lib.unescape(found.group(1)))
-
-
-def _screenshot(page: pathlib.Path, out: pathlib.Path, user_dir: pathlib.Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={user_dir}", WINDOW,
-                    "--virtual-time-budget=15000", f"--screenshot={out}", page.as_uri()],
-                   capture_output=True, timeout=120)
 
 
 def svg_text_px(path: pathlib.Path, displayed_width: float) -> tuple[float | None, str]:
@@ -146,10 +146,9 @@ def test_every_page_renders_in_a_browser(site, book, tmp_path):
         if "explore(" in p.read_text()}
     for page in _pages(site):
         rel = page.relative_to(site).as_posix()
-        r = _open(page, tmp_path / "profile")
+        r = _open(page, tmp_path / "profile",
+                  SCREENSHOTS / rel.replace("/", "__").replace(".html", ".png"))
         report[rel] = r
-        _screenshot(page, SCREENSHOTS / rel.replace("/", "__").replace(".html", ".png"),
-                    tmp_path / "profile")
         has_math = 'class="math' in (book.html / rel).read_text()
         if has_math and not (r["mathjax"] and r["typeset"] > 0):
             problems.append(f"{rel}: math was not typeset (MathJax loaded: {r['mathjax']})")

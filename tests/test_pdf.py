@@ -34,6 +34,33 @@ def document(book, tmp_path_factory):
     return pypdf.PdfReader(str(out))
 
 
+@pytest.fixture(scope="module")
+def texts(document):
+    """The text layer of every page, extracted once for the module's tests."""
+    return [p.extract_text() or "" for p in document.pages]
+
+
+def _images(resources, seen: set) -> int:
+    """Image XObjects drawn from ``resources``, following the form XObjects they use.
+
+    Counts what ``len(page.images)`` counts, without decoding every image's data.
+    """
+    xobjects = resources.get("/XObject") if resources else None
+    if not xobjects:
+        return 0
+    count = 0
+    for ref in xobjects.get_object().values():
+        obj = ref.get_object()
+        if obj.get("/Subtype") == "/Image":
+            count += 1
+        elif obj.get("/Subtype") == "/Form":
+            key = getattr(ref, "idnum", id(obj))
+            if key not in seen:
+                seen.add(key)
+                count += _images(obj.get("/Resources"), seen)
+    return count
+
+
 def _titles():
     titles = []
     for path in ce.chapter_notebooks(ROOT):
@@ -48,18 +75,42 @@ def _squash(text):
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).replace("\u00ad", "")
 
 
-def test_pdf_has_every_chapter_a_theorem_and_the_figures(document):
+def test_pdf_has_every_chapter_a_theorem_and_the_figures(document, texts):
     pages = document.pages
     assert len(pages) >= 100, f"{len(pages)} pages"
-    text = _squash(" ".join(p.extract_text() or "" for p in pages))
+    text = _squash(" ".join(texts))
     for title in _titles():
         assert _squash(title) in text, f"chapter title missing from the PDF: {title}"
     assert "Gradient descent on a quadratic" in text  # the first theorem's title
     assert "Stability threshold" in text              # and its body
-    images = sum(len(p.images) for p in pages)
+    images = sum(_images(p.get("/Resources"), set()) for p in pages)
     assert images >= 3 * len(_titles()), f"{images} images for {len(_titles())} chapters"
 
 
-def test_pdf_math_is_typeset_not_left_as_tex(document):
-    text = " ".join(p.extract_text() or "" for p in document.pages[:60])
+def test_pdf_math_is_typeset_not_left_as_tex(texts):
+    text = " ".join(texts[:60])
     assert "\\frac" not in text and "\\lambda" not in text and "\\(" not in text
+
+
+def test_image_count_matches_pypdf(tmp_path):
+    """`_images` counts what pypdf's ``page.images`` counts, on a figure with two images
+    and a page without any."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2)
+    for ax in axes:
+        ax.imshow(np.arange(12.0).reshape(3, 4))
+    path = tmp_path / "two.pdf"
+    fig.savefig(path)
+    plt.close(fig)
+    blank = plt.figure()
+    blank.savefig(tmp_path / "none.pdf")
+    plt.close(blank)
+    for name, want in (("two.pdf", 2), ("none.pdf", 0)):
+        page = pypdf.PdfReader(str(tmp_path / name)).pages[0]
+        assert len(page.images) == want
+        assert _images(page.get("/Resources"), set()) == want
