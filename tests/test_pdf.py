@@ -95,21 +95,14 @@ def test_pdf_math_is_typeset_not_left_as_tex(texts):
 def test_image_count_matches_pypdf(tmp_path):
     """`_images` counts what pypdf's ``page.images`` counts, on a figure with two images
     and a page without any."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2)
-    for ax in axes:
+    fig = Figure()
+    for ax in fig.subplots(1, 2):
         ax.imshow(np.arange(12.0).reshape(3, 4))
-    path = tmp_path / "two.pdf"
-    fig.savefig(path)
-    plt.close(fig)
-    blank = plt.figure()
-    blank.savefig(tmp_path / "none.pdf")
-    plt.close(blank)
+    fig.savefig(tmp_path / "two.pdf")
+    Figure().savefig(tmp_path / "none.pdf")
     for name, want in (("two.pdf", 2), ("none.pdf", 0)):
         page = pypdf.PdfReader(str(tmp_path / name)).pages[0]
         assert len(page.images) == want
