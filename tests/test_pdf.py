@@ -92,9 +92,28 @@ def test_pdf_math_is_typeset_not_left_as_tex(texts):
     assert "\\frac" not in text and "\\lambda" not in text and "\\(" not in text
 
 
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF file of the numbered ``objects`` (1 is the catalog), with its xref table."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _stream(head: bytes, data: bytes) -> bytes:
+    return b"<< " + head + b" /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
 def test_image_count_matches_pypdf(tmp_path):
-    """`_images` counts what pypdf's ``page.images`` counts, on a figure with two images
-    and a page without any."""
+    """`_images` counts what pypdf's ``page.images`` counts: on a figure with two images,
+    on a page without any, and on a page whose one image is drawn inside a form XObject
+    (used twice on the page, drawn once)."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -103,7 +122,18 @@ def test_image_count_matches_pypdf(tmp_path):
         ax.imshow(np.arange(12.0).reshape(3, 4))
     fig.savefig(tmp_path / "two.pdf")
     Figure().savefig(tmp_path / "none.pdf")
-    for name, want in (("two.pdf", 2), ("none.pdf", 0)):
+    (tmp_path / "form.pdf").write_bytes(_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] /Contents 6 0 R "
+        b"/Resources << /XObject << /Fm0 4 0 R /Fm1 4 0 R >> >> >>",
+        _stream(b"/Type /XObject /Subtype /Form /BBox [0 0 1 1] "
+                b"/Resources << /XObject << /Im0 5 0 R >> >>", b"/Im0 Do"),
+        _stream(b"/Type /XObject /Subtype /Image /Width 1 /Height 1 "
+                b"/ColorSpace /DeviceGray /BitsPerComponent 8", b"\x00"),
+        _stream(b"", b"/Fm0 Do"),
+    ]))
+    for name, want in (("two.pdf", 2), ("none.pdf", 0), ("form.pdf", 1)):
         page = pypdf.PdfReader(str(tmp_path / name)).pages[0]
-        assert len(page.images) == want
-        assert _images(page.get("/Resources"), set()) == want
+        assert len(page.images) == want, name
+        assert _images(page.get("/Resources"), set()) == want, name
