@@ -169,6 +169,104 @@ def test_bad_gpu_is_refused():
         paper.ProgramBudget("p", 1.0, 1.0, 1, "float32").seconds("V100")
 
 
+# --------------------------------------------------------------------------------------
+# measuring
+# --------------------------------------------------------------------------------------
+
+
+def _toy_run(sizes: _Toy) -> None:
+    import jax.numpy as jnp
+    import optax
+
+    from dltheory import training
+
+    training.train(lambda w, _: jnp.sum((w - 1.0) ** 2), jnp.zeros(3), optax.sgd(0.1),
+                   steps=sizes.widget_steps, log_every=sizes.widget_steps // 4,
+                   progress=False)
+
+
+def _toy_chapter() -> list[paper.ProgramBudget]:
+    s = _Toy.for_scale("paper")
+    return (paper._programs("small runs", _toy_run, s)
+            + paper._programs("CIFAR-10 runs", _toy_run, s, calls=2))
+
+
+def test_measure_times_every_program_and_caps_only_the_named_ones(monkeypatch):
+    monkeypatch.setitem(paper.CHAPTERS, "test/toy", _toy_chapter)
+    full = paper.measure("test/toy")
+    assert [r.label for r in full.programs] == ["small runs", "CIFAR-10 runs"]
+    assert [r.steps for r in full.programs] == [4000, 8000]  # two calls of 4000 steps
+    assert full.max_steps is None and full.capped == ""
+    assert all(r.seconds > 0 and r.compile_seconds >= 0 for r in full.programs)
+    assert full.seconds >= sum(r.seconds + r.compile_seconds for r in full.programs)
+    assert full.full_seconds() == full.seconds  # it ran in full: nothing to extend
+
+    some = paper.measure("test/toy", max_steps=400, capped="CIFAR-10")
+    assert [r.steps for r in some.programs] == [4000, 800]
+    assert (some.max_steps, some.capped) == (400, "CIFAR-10")
+    every = paper.measure("test/toy", max_steps=400)
+    assert [r.steps for r in every.programs] == [400, 800]
+    assert every.capped == ""
+    assert os.environ.get(config.MAX_STEPS_VAR) is None  # the cap does not leak out
+
+    # the capped programs are extended at their own measured rate to the budget's steps
+    b = paper.Budget("test/toy", (paper.ProgramBudget("small runs", 1.0, 1.0, 4000,
+                                                      "float32"),
+                                  paper.ProgramBudget("CIFAR-10 runs", 1.0, 1.0, 8000,
+                                                      "float32")))
+    r = some.programs[1]
+    assert some.full_seconds(b) == pytest.approx(some.seconds + r.seconds * (8000 / 800 - 1))
+    assert some.estimated_seconds("T4", b) == pytest.approx(
+        4000 * (1.0 / (8.1e12 * paper.UTILIZATION) + paper.STEP_OVERHEAD_S)
+        + 800 * (1.0 / (8.1e12 * paper.UTILIZATION) + paper.STEP_OVERHEAD_S))
+    other = paper.Budget("test/toy", b.programs[:1])
+    assert some.full_seconds(other) is None and some.estimated_seconds(budget=other) is None
+    assert paper.Measurement.from_dict(json.loads(json.dumps(some.to_dict()))) == some
+
+
+def test_estimates_are_of_the_full_presets_whatever_the_cap(monkeypatch):
+    monkeypatch.setitem(paper.CHAPTERS, "test/toy", _toy_chapter)
+    monkeypatch.setenv(config.MAX_STEPS_VAR, "40")
+    b = paper.estimate("test/toy")
+    assert [p.steps for p in b.programs] == [4000, 8000]
+    assert os.environ[config.MAX_STEPS_VAR] == "40"
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"max_steps": 0}, ValueError, "max_steps"), ({"max_steps": 2.5}, TypeError, "max_steps"),
+    ({"capped": 3}, TypeError, "capped")])
+def test_measure_refuses_bad_arguments(monkeypatch, kwargs, err, match):
+    monkeypatch.setitem(paper.CHAPTERS, "test/toy", _toy_chapter)
+    with pytest.raises(err, match=match):
+        paper.measure("test/toy", **kwargs)
+    with pytest.raises(ValueError, match="chapter"):
+        paper.measure("nope")
+
+
+def test_measure_all_runs_each_chapter_in_its_own_process():
+    lines: list[str] = []
+    saved: list[int] = []
+    done, skipped = paper.measure_all(["lowrank/incremental_sensing"], max_steps=2,
+                                      timeout=600, log=lines.append,
+                                      after=lambda d, s: saved.append(len(d)))
+    assert skipped == {} and saved == [1] and len(lines) == 1
+    (m,) = done
+    assert m.chapter == "lowrank/incremental_sensing" and m.max_steps == 2
+    labels = [p.label for p in paper.budget(m.chapter).programs]
+    assert [r.label for r in m.programs] == labels
+    assert all(r.steps <= 2 * 1 for r in m.programs)
+    table = paper.measured_table(done)
+    assert "| lowrank/incremental_sensing | all capped at 2 |" in table
+
+    done, skipped = paper.measure_all(["lowrank/incremental_sensing",
+                                       "lowrank/greedy_low_rank"], deadline=1e-9)
+    assert done == [] and set(skipped) == {"lowrank/incremental_sensing",
+                                           "lowrank/greedy_low_rank"}
+    assert all("deadline" in why for why in skipped.values())
+    done, skipped = paper.measure_all(["lowrank/incremental_sensing"], timeout=0.01)
+    assert done == [] and "stopped after" in skipped["lowrank/incremental_sensing"]
+
+
 def _compare(key: str) -> None:
     import jax
 

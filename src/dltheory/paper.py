@@ -44,8 +44,10 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import pathlib
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,8 +56,10 @@ import jax
 import numpy as np
 
 __all__ = ["GPU", "GPUS", "UTILIZATION", "STEP_OVERHEAD_S", "MEMORY_LIMIT_BYTES",
-           "BUDGETS_FILE", "CHAPTERS", "ProgramBudget", "Budget", "estimate", "budget",
-           "budgets", "table", "show", "main"]
+           "BUDGETS_FILE", "CHAPTERS", "ProgramBudget", "Budget", "ProgramRun",
+           "Measurement", "MEASURE_CAPS", "estimate", "measure", "measure_all",
+           "measured_table", "budget", "budgets", "table", "show",
+           "main"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +181,86 @@ class Budget:
         return "\n".join(rows)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProgramRun:
+    """One compiled program of a chapter, run and timed (see :func:`measure`).
+
+    Attributes:
+      label: what it computes (the label of the matching :class:`ProgramBudget`).
+      steps: sequential steps it ran (summed over its calls).
+      seconds: its execution time until its results were ready, compiling left out.
+      compile_seconds: the time spent compiling during its calls.
+    """
+
+    label: str
+    steps: int
+    seconds: float
+    compile_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """A chapter's ``paper`` preset, run on a device and timed (see :func:`measure`).
+
+    Attributes:
+      chapter: the chapter's key (see :data:`CHAPTERS`).
+      device: the device kind JAX ran on, e.g. ``"NVIDIA H200"``.
+      jax: the jax version.
+      max_steps: the step and epoch cap it ran under (``None``: the full preset).
+      capped: the text of the labels of the programs that ran capped (``""``: all).
+      seconds: wall time of all of the preset's computations: compiling, data
+        preparation and the programs.
+      compile_seconds: the part of ``seconds`` spent compiling.
+      peak_bytes: the device's peak memory in use (``None`` where the backend does not
+        report it, as on a CPU).
+      programs: the timed programs, in the order they ran.
+    """
+
+    chapter: str
+    device: str
+    jax: str
+    max_steps: int | None
+    capped: str
+    seconds: float
+    compile_seconds: float
+    peak_bytes: float | None
+    programs: tuple[ProgramRun, ...]
+
+    def full_seconds(self, budget: Budget | None = None) -> float | None:
+        """The time of the whole preset: :attr:`seconds` when it ran in full; for a capped
+        run, :attr:`seconds` plus each program's remaining steps at its measured seconds
+        per step (the steps of the full preset from ``budget``, by default the committed
+        estimate). ``None`` when the programs do not match the budget's."""
+        if self.max_steps is None:
+            return self.seconds
+        b = budgets().get(self.chapter) if budget is None else budget
+        if b is None or [p.label for p in b.programs] != [p.label for p in self.programs]:
+            return None
+        extra = sum(r.seconds * (p.steps / r.steps - 1.0)
+                    for p, r in zip(b.programs, self.programs) if r.steps)
+        return self.seconds + extra
+
+    def estimated_seconds(self, gpu: str = "H200", budget: Budget | None = None
+                          ) -> float | None:
+        """The time model's estimate (see the module docstring) of the programs as they
+        ran, at their measured steps, on ``gpu``: compare with the sum of their
+        :attr:`ProgramRun.seconds`. ``None`` when the programs do not match."""
+        b = budgets().get(self.chapter) if budget is None else budget
+        if b is None or [p.label for p in b.programs] != [p.label for p in self.programs]:
+            return None
+        return float(sum(dataclasses.replace(p, steps=max(r.steps, 1)).seconds(gpu)
+                         for p, r in zip(b.programs, self.programs)))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Measurement:
+        d = dict(d)
+        d["programs"] = tuple(ProgramRun(**p) for p in d["programs"])
+        return cls(**d)
+
+
 def _gpu(gpu: Any) -> GPU:
     if gpu not in GPUS:
         raise ValueError(f"argument `gpu` must be one of {sorted(GPUS)}; got {gpu!r}")
@@ -295,11 +379,96 @@ def _capturing(out: list) -> Iterator[None]:
             real_drive, real_integrator, real_program, real_run)
 
 
+@dataclasses.dataclass
+class _Timed:
+    steps: int
+    seconds: float
+    compile_seconds: float
+
+
+@contextlib.contextmanager
+def _timing(out: list) -> Iterator[None]:
+    """Within this context the package's compiled loops run as usual, and each call's
+    steps, execution seconds (its results ready, its compiling left out) and compile
+    seconds are appended to ``out``: the same loops that :func:`_capturing` analyses."""
+    from dltheory.lowrank import flow
+    from dltheory.margin import train as mtrain
+    from dltheory.sde import simulate
+    from dltheory.training import loop, run
+
+    real_drive, real_integrator = run._drive, simulate._integrator
+    real_program, real_run = mtrain._program, flow._run
+
+    def timed(fn: Callable, steps: int) -> Callable:
+        def call(*a, **kw):
+            c0, t0 = loop.compile_seconds(), time.perf_counter()
+            result = jax.block_until_ready(fn(*a, **kw))
+            dt, dc = time.perf_counter() - t0, loop.compile_seconds() - c0
+            out.append(_Timed(int(steps), max(dt - dc, 0.0), dc))
+            return result
+        return call
+
+    def drive(*a):
+        return timed(real_drive, a[8])(*a)
+
+    def integrator(drift, diffusion, log_every, n_log):
+        return timed(real_integrator(drift, diffusion, log_every, n_log),
+                     (n_log - 1) * log_every)
+
+    def program(apply, margins, loss, order, n_int, log_every, *rest):
+        return timed(real_program(apply, margins, loss, order, n_int, log_every, *rest),
+                     n_int * log_every)
+
+    def flow_run(*a, **kw):
+        return timed(real_run, kw["n_log"] * kw["log_every"])(*a, **kw)
+
+    run._drive, simulate._integrator, mtrain._program, flow._run = (
+        drive, integrator, program, flow_run)
+    try:
+        yield
+    finally:
+        run._drive, simulate._integrator, mtrain._program, flow._run = (
+            real_drive, real_integrator, real_program, real_run)
+
+
+#: While :func:`measure` runs, the list its chapter's program timings go to.
+_MEASURING: list[list[ProgramRun] | None] = [None]
+#: While :func:`measure` runs: its step cap, and the text of the labels it caps.
+_MEASURE_CAP: list[tuple[int | None, str]] = [(None, "")]
+
+
+def _capped(arg: Any, cap: int) -> Any:
+    from dltheory.config import Preset
+
+    return arg.capped(cap) if isinstance(arg, Preset) else arg
+
+
 def _programs(label: str, fn: Callable, *args: Any, calls: int = 1, **kwargs: Any
               ) -> list[ProgramBudget]:
     """Run ``fn(*args, **kwargs)`` with its compiled loops captured (see
     :func:`_capturing`); one :class:`ProgramBudget` per program it compiles (``calls``
-    times its steps when the same call repeats)."""
+    times its steps when the same call repeats).
+
+    Within :func:`measure`, ``fn`` runs for real instead (``calls`` times), each of its
+    programs is timed (see :func:`_timing`) and recorded, and nothing is returned."""
+    runs = _MEASURING[0]
+    if runs is not None:
+        cap, text = _MEASURE_CAP[0]
+        if cap is not None and text and text in label:
+            args = tuple(_capped(a, cap) for a in args)
+            kwargs = {k: _capped(v, cap) for k, v in kwargs.items()}
+        timed: list[_Timed] = []
+        with _timing(timed):
+            for _ in range(calls):
+                fn(*args, **kwargs)
+        n = len(timed) // calls
+        for i in range(n):  # the same program of each call, summed
+            same = timed[i::n] if n else []
+            runs.append(ProgramRun(label if n == 1 else f"{label} [{i + 1}/{n}]",
+                                   sum(t.steps for t in same),
+                                   sum(t.seconds for t in same),
+                                   sum(t.compile_seconds for t in same)))
+        return []
     out: list[_Captured] = []
     # the captured loops return zeros, which the experiments' summaries divide by
     with _capturing(out), np.errstate(all="ignore"), warnings.catch_warnings():
@@ -323,7 +492,7 @@ def _programs(label: str, fn: Callable, *args: Any, calls: int = 1, **kwargs: An
 def _gradient_descent() -> list[ProgramBudget]:
     from dltheory import preliminaries as P
 
-    s = P.GDSizes.paper()
+    s = P.GDSizes.for_scale("paper")
     return (_programs("stability sweep, 3-D quadratic", P.stability_sweep, (0.5, 1.5, 4.0),
                       np.linspace(0.3, 0.7, s.num_lr), s.sweep_steps, rotate=True)
             + _programs("edge of stability, tanh MLP on digits", P.edge_of_stability,
@@ -333,7 +502,7 @@ def _gradient_descent() -> list[ProgramBudget]:
 def _sgd_sde() -> list[ProgramBudget]:
     from dltheory.sde import experiments as E
 
-    s = E.SDESizes.paper()
+    s = E.SDESizes.for_scale("paper")
     out = _programs("SVAG and SDE paths, noisy quadratic", E.svag_quadratic,
                     (1, 2, 4, 8, 16), eta=0.4, horizon=2.0, paths=s.quad_paths,
                     em_substeps=s.em_substeps)
@@ -366,7 +535,6 @@ def _cifar_programs(label: str, fn: Callable, *args: Any, **kwargs: Any
                     ) -> list[ProgramBudget]:
     """The programs of a CIFAR-10 run, on a stand-in of the real size when the data set
     is not on this machine (only shapes matter here)."""
-    import os
     import tempfile
 
     from dltheory import data as D
@@ -393,7 +561,7 @@ def _adaptive_sde() -> list[ProgramBudget]:
     from dltheory.sde import experiments as E
     from dltheory.sde import rules as R
 
-    s = E.AdaptiveSizes.paper()
+    s = E.AdaptiveSizes.for_scale("paper")
     base = R.adam_config(5e-4, 4, b1=0.995, b2=0.9995, eps=1e-8)
     out = _programs("adaptive SVAG and SDE paths, noisy quadratic",
                     E.rmsprop_svag_quadratic, (1, 2, 4), paths=s.quad_paths,
@@ -408,7 +576,7 @@ def _adaptive_sde() -> list[ProgramBudget]:
 def _homogeneous_margin() -> list[ProgramBudget]:
     from dltheory.margin import homogeneous as H
 
-    s = H.HMSizes.paper()
+    s = H.HMSizes.for_scale("paper")
     return (_programs("MLP runs on digits", H.homogeneous_experiment, s)
             + _cifar_programs("CIFAR-10 bias-free CNN", H.cnn_margin_run, s))
 
@@ -416,7 +584,7 @@ def _homogeneous_margin() -> list[ProgramBudget]:
 def _two_layer() -> list[ProgramBudget]:
     from dltheory.margin import two_layer as T
 
-    s = T.LRSizes.paper()
+    s = T.LRSizes.for_scale("paper")
     return (_programs("symmetric data", T.symmetric_experiment, s)
             + _programs("widget grid", T.neuron_grid, s.widget_steps)
             + _programs("manipulated data", T.manipulation_experiment, s))
@@ -425,7 +593,7 @@ def _two_layer() -> list[ProgramBudget]:
 def _greedy() -> list[ProgramBudget]:
     from dltheory import lowrank as L
 
-    s = L.GreedySizes.paper()
+    s = L.GreedySizes.for_scale("paper")
     problem = L.default_completion(s)
     out = _programs("init-scale sweep, depth 2", L.greedy_experiment, problem,
                     (1e-8, 1e-6, 1e-4, 1e-2), seeds=s.seeds, lr=s.lr, steps=s.steps,
@@ -439,7 +607,7 @@ def _greedy() -> list[ProgramBudget]:
 def _sensing() -> list[ProgramBudget]:
     from dltheory import lowrank as L
 
-    s = L.SensingSizes.paper()
+    s = L.SensingSizes.for_scale("paper")
     problem = L.matrix_sensing_problem(s.d, s.eigenvalues, measurements=s.measurements,
                                        seed=0)
     alphas = np.geomspace(1e-8, 1e-2, s.num_alpha)
@@ -453,7 +621,7 @@ def _sensing() -> list[ProgramBudget]:
 def _scale_invariance() -> list[ProgramBudget]:
     from dltheory import normalization as N
 
-    s = N.NormSizes.paper()
+    s = N.NormSizes.for_scale("paper")
     return (_programs("norm growth, full-batch GD", N.norm_growth, (0.03, 0.3, 3.0, 30.0),
                       s.gd_steps, examples=s.gd_examples, width=s.width)
             + _programs("weight decay vs exponential schedule", N.wd_vs_exponential, 0.1,
@@ -463,7 +631,7 @@ def _scale_invariance() -> list[ProgramBudget]:
 def _intrinsic_lr() -> list[ProgramBudget]:
     from dltheory import normalization as N
 
-    s = N.NormSizes.paper()
+    s = N.NormSizes.for_scale("paper")
     C = N.Config
     configs = (C(0.1, 0.1), C(0.4, 0.025), C(0.1, 0.1, init_scale=10.0),
                C(0.1, 0.1, phase_factor=4.0, phase_steps=300), C(1.0, 0.1))
@@ -474,13 +642,13 @@ def _intrinsic_lr() -> list[ProgramBudget]:
                         s.fast_steps, eta=0.1, seeds=(0, 1), batch_size=s.batch_size,
                         width=s.width, log_every=s.fast_log_every)
             + _cifar_programs("CIFAR-10 ResNet-32, five configurations",
-                              N.cifar_equilibrium, N.paper.CifarSizes.paper()))
+                              N.cifar_equilibrium, N.paper.CifarSizes.for_scale("paper")))
 
 
 def _label_noise() -> list[ProgramBudget]:
     from dltheory.sharpness import label_noise as LN
 
-    s = LN.LabelNoiseSizes.paper()
+    s = LN.LabelNoiseSizes.for_scale("paper")
     return (_programs("sparse-regression toy: label noise, SGD, GD", LN.toy_experiment, s)
             + _programs("the eta^2 time scale", LN.time_scale_experiment, s)
             + _programs("sample complexity against d", LN.sample_complexity_experiment, s)
@@ -490,7 +658,7 @@ def _label_noise() -> list[ProgramBudget]:
 def _sam() -> list[ProgramBudget]:
     from dltheory.sharpness import sam as S
 
-    t, d = S.ToySizes.paper(), S.DigitsSizes.paper()
+    t, d = S.ToySizes.for_scale("paper"), S.DigitsSizes.for_scale("paper")
     return (_programs("toy: GD, SAM, 1-SAM", S.toy_experiment, t)
             + _programs("toy: 1-SAM at three step sizes", S.toy_eta_sweep, t)
             + _programs("toy: widget grid", S.toy_grid, t.widget_steps, seeds=t.widget_seeds)
@@ -500,20 +668,20 @@ def _sam() -> list[ProgramBudget]:
 def _edge_of_stability() -> list[ProgramBudget]:
     from dltheory.sharpness import edge_of_stability as E
 
-    t = E.ToySizes.paper()
+    t = E.ToySizes.for_scale("paper")
     return (_programs("toy: three (eta, lambda)", E.toy_experiment, t)
             + _programs("toy: widget grid", E.toy_grid, t)
             + _programs("digits: GD at three step sizes", E.digits_experiment,
-                        E.DigitsSizes.paper())
+                        E.DigitsSizes.for_scale("paper"))
             + _programs("normalized digits: with and without weight decay",
-                        E.normalized_experiment, E.NormSizes.paper()))
+                        E.normalized_experiment, E.NormSizes.for_scale("paper")))
 
 
 def _robust_training() -> list[ProgramBudget]:
     from dltheory.normalization import robust as R
 
     return _programs("digits MLP: every initial scale, loss scale and switch",
-                     R.robust_grid, R.RobustSizes.paper())
+                     R.robust_grid, R.RobustSizes.for_scale("paper"))
 
 
 #: Chapter key -> the function that builds and analyses its paper preset's programs.
@@ -557,7 +725,91 @@ def estimate(chapter: str) -> Budget:
       TypeError, ValueError: if ``chapter`` is not a key of :data:`CHAPTERS`.
     """
     chapter = _check_chapter(chapter)
-    return Budget(chapter, tuple(CHAPTERS[chapter]()))
+    with _uncapped():
+        return Budget(chapter, tuple(CHAPTERS[chapter]()))
+
+
+@contextlib.contextmanager
+def _step_cap(cap: int | None) -> Iterator[None]:
+    """Within this context ``DLTHEORY_MAX_STEPS`` is ``cap`` (unset for ``None``)."""
+    from dltheory.config import MAX_STEPS_VAR
+
+    old = os.environ.get(MAX_STEPS_VAR)
+    if cap is None:
+        os.environ.pop(MAX_STEPS_VAR, None)
+    else:
+        os.environ[MAX_STEPS_VAR] = str(cap)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MAX_STEPS_VAR, None)
+        else:
+            os.environ[MAX_STEPS_VAR] = old
+
+
+def _uncapped() -> contextlib.AbstractContextManager:
+    """The estimates are always of the full presets, whatever the environment says."""
+    return _step_cap(None)
+
+
+def _peak_bytes() -> float | None:
+    stats = jax.local_devices()[0].memory_stats()
+    if not stats or "peak_bytes_in_use" not in stats:
+        return None
+    return float(stats["peak_bytes_in_use"])
+
+
+def measure(chapter: str, *, max_steps: int | None = None, capped: str = "") -> Measurement:
+    """Run ``chapter``'s ``paper`` preset on the default device and time it.
+
+    The chapter's dominant programs (those :func:`estimate` analyses) run for real, with
+    the same arguments; each is timed until its results are ready, its compiling timed
+    apart. With ``max_steps`` every step and epoch count is capped as by
+    ``DLTHEORY_MAX_STEPS`` (shapes unchanged), and :meth:`Measurement.full_seconds`
+    extends the run to the full preset at the measured rate of each program. With
+    ``capped`` as well, only the programs whose label contains that text run capped (for
+    example ``"CIFAR-10"``: the chapter's small programs run in full, its CIFAR-10 runs
+    for ``max_steps`` epochs).
+
+    The peak memory is the device's peak since the process started: measure one chapter
+    per process (``benchmarks/paper_gpu.py`` does).
+
+    Args:
+      chapter: a key of :data:`CHAPTERS`.
+      max_steps: a positive integer cap, or ``None`` for the full preset.
+      capped: cap only the programs whose label contains this text (``""``: all).
+
+    Returns:
+      A :class:`Measurement`.
+
+    Raises:
+      TypeError, ValueError: if ``chapter`` is not a key of :data:`CHAPTERS`, or
+        ``max_steps`` is not a positive integer or ``None``.
+    """
+    from dltheory import validation as V
+    from dltheory.training import loop
+
+    chapter = _check_chapter(chapter)
+    if max_steps is not None:
+        max_steps = V.check_int("max_steps", max_steps, minimum=1)
+    if not isinstance(capped, str):
+        raise TypeError(f"argument `capped` must be a str (text of the program labels to "
+                        f"cap; '' caps all); got {capped!r}")
+    runs: list[ProgramRun] = []
+    c0 = loop.compile_seconds()
+    t0 = time.perf_counter()
+    _MEASURING[0], _MEASURE_CAP[0] = runs, (max_steps, capped)
+    try:
+        with _step_cap(max_steps if not capped else None):
+            CHAPTERS[chapter]()
+    finally:
+        _MEASURING[0], _MEASURE_CAP[0] = None, (None, "")
+    seconds = time.perf_counter() - t0
+    device = jax.devices()[0]
+    return Measurement(chapter, str(device.device_kind), jax.__version__, max_steps,
+                       capped if max_steps is not None else "", seconds,
+                       loop.compile_seconds() - c0, _peak_bytes(), tuple(runs))
 
 
 def budgets(path: str | pathlib.Path | None = None) -> dict[str, Budget]:
@@ -610,14 +862,150 @@ def show(chapter: str | None = None) -> Any:
     return md
 
 
+#: The caps of ``--measure`` (see :func:`measure_all`): the chapters with CIFAR-10 runs
+#: run those for a fixed number of epochs (steps for the step-counted ones) and extend
+#: them to the full preset at the measured rate; every other program runs in full.
+MEASURE_CAPS: dict[str, tuple[int, str]] = {
+    "sde/sgd_sde": (2, "CIFAR-10"),
+    "sde/adaptive_sde": (2, "CIFAR-10"),
+    "margin/homogeneous_margin": (200, "CIFAR-10"),
+    "normalization/intrinsic_lr": (1000, "CIFAR-10"),
+}
+
+
+def _measure_one(chapter: str, max_steps: int | None, capped: str, timeout: float,
+                 env: dict[str, str]) -> Measurement | str:
+    """:func:`measure` in a fresh process (its own peak memory); the measurement, or why
+    there is none."""
+    import subprocess
+
+    code = ("import json, sys\nfrom dltheory import paper\n"
+            f"m = paper.measure({chapter!r}, max_steps={max_steps!r}, capped={capped!r})\n"
+            "print('@@' + json.dumps(m.to_dict()))\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return f"stopped after {timeout:.0f} s"
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("@@"):
+            return Measurement.from_dict(json.loads(line[2:]))
+    tail = (proc.stderr or proc.stdout).strip()[-4000:]
+    return f"exit status {proc.returncode}: {tail}"
+
+
+def measure_all(chapters: list[str] | None = None, *, full: bool = False,
+                max_steps: int | None = None, deadline: float | None = None,
+                timeout: float = 3600.0, log: Callable[[str], Any] = print,
+                after: Callable[[list[Measurement], dict[str, str]], Any] | None = None
+                ) -> tuple[list[Measurement], dict[str, str]]:
+    """Measure several chapters, each in its own process: the given ones in their order,
+    or all in order of their estimated time on an H200 (cheapest first).
+
+    Args:
+      chapters: keys of :data:`CHAPTERS`, or ``None`` for all.
+      full: run every preset in full, without :data:`MEASURE_CAPS`.
+      max_steps: cap every program of every chapter at this many steps and epochs
+        (a quick check that the measuring works; overrides the other caps).
+      deadline: start no chapter after this many seconds; ``None``: no limit.
+      timeout: stop a chapter's process after this many seconds.
+      log: called with one line per chapter as it ends.
+      after: called with ``(measurements, skipped)`` so far after each chapter (to save
+        them as they come).
+
+    Returns:
+      ``(measurements, skipped)``: the measurements, and for each chapter without one,
+      why (stopped, failed or not started before the deadline).
+    """
+    from dltheory import validation as V
+
+    keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    if max_steps is not None:
+        max_steps = V.check_int("max_steps", max_steps, minimum=1)
+    if deadline is not None:
+        V.check_positive("deadline", deadline)
+    V.check_positive("timeout", timeout)
+    try:
+        known = budgets()
+    except FileNotFoundError:
+        known = {}
+    if chapters is None:
+        keys.sort(key=lambda k: known[k].seconds("H200") if k in known else math.inf)
+    env = dict(os.environ, DLTHEORY_PROGRESS="0")
+    env.pop("DLTHEORY_MAX_STEPS", None)
+    src = str(pathlib.Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    done: list[Measurement] = []
+    skipped: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for k in keys:
+        left = None if deadline is None else deadline - (time.perf_counter() - t0)
+        if left is not None and left <= 0:
+            skipped[k] = "not started: the deadline had passed"
+            continue
+        cap, text = (max_steps, "") if max_steps is not None else (
+            (None, "") if full else MEASURE_CAPS.get(k, (None, "")))
+        result = _measure_one(k, cap, text, timeout, env)
+        if isinstance(result, str):
+            skipped[k] = result
+            lines = result.splitlines()
+            log(f"{k}: {lines[0]}" + (f" ... {lines[-1]}" if len(lines) > 1 else ""))
+        else:
+            done.append(result)
+            log(f"{k}: {result.seconds:.1f} s ({result.compile_seconds:.1f} s compiling)")
+        if after is not None:
+            after(done, skipped)
+    return done, skipped
+
+
+def measured_table(measurements: list[Measurement]) -> str:
+    """A Markdown table of measurements: one row per chapter, beside the estimate."""
+    try:
+        known = budgets()
+    except FileNotFoundError:
+        known = {}
+    rows = ["| chapter | ran | measured | of it compiling | estimate, H200 | peak memory "
+            "(estimate) |", "|:--|:--|--:|--:|--:|--:|"]
+    for m in measurements:
+        b = known.get(m.chapter)
+        ran = "in full" if m.max_steps is None else (
+            f"{m.capped or 'all'} capped at {m.max_steps}")
+        whole = m.full_seconds(b)
+        measured = "?" if whole is None else _duration(whole)
+        if m.max_steps is not None and whole is not None:
+            measured += f" ({_duration(m.seconds)} run)"
+        est = _duration(b.seconds("H200")) if b is not None else "?"
+        peak = "?" if m.peak_bytes is None else _bytes(m.peak_bytes)
+        peak += f" ({_bytes(b.peak_bytes)})" if b is not None else ""
+        rows.append(f"| {m.chapter} | {ran} | {measured} | {_duration(m.compile_seconds)} "
+                    f"| {est} | {peak} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dltheory.paper [--write] [CHAPTER ...]``: print (and write) estimates."""
+    """``python -m dltheory.paper [--write] [CHAPTER ...]``: print (and write) estimates;
+    ``python -m dltheory.paper --measure [--json FILE] [CHAPTER ...]``: run the presets on
+    this machine's default device and time them."""
     ap = argparse.ArgumentParser(description="Estimate the paper presets' compute budgets "
-                                 "from XLA's cost and memory analysis.")
+                                 "from XLA's cost and memory analysis, or (--measure) run "
+                                 "them and time them.")
     ap.add_argument("chapters", nargs="*", help=f"chapter keys (default: all of "
                     f"{', '.join(CHAPTERS)})")
     ap.add_argument("--write", action="store_true",
                     help=f"update {BUDGETS_FILE.name} with the computed estimates")
+    ap.add_argument("--measure", action="store_true",
+                    help="run the presets on the default device (one process per "
+                    "chapter) and time them; the CIFAR-10 runs are capped and extended at "
+                    "their measured rate unless --full")
+    ap.add_argument("--full", action="store_true", help="with --measure: no caps")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="with --measure: cap every program at this many steps and epochs")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="with --measure: start no chapter after this many seconds")
+    ap.add_argument("--timeout", type=float, default=3600.0,
+                    help="with --measure: stop a chapter after this many seconds")
+    ap.add_argument("--json", default=None, help="with --measure: write the measurements "
+                    "to this file")
     if argv is not None and (isinstance(argv, (str, bytes)) or not isinstance(argv, (list, tuple))
                              or not all(isinstance(a, str) for a in argv)):
         raise TypeError(f"argument `argv` must be a list of command-line strings or None; got "
@@ -626,6 +1014,26 @@ def main(argv: list[str] | None = None) -> int:
     keys = args.chapters or list(CHAPTERS)
     for k in keys:
         _check_chapter(k)
+    if args.measure:
+        device = jax.devices()[0]
+        print(f"measuring on {device.device_kind} ({device.platform}), jax {jax.__version__}",
+              flush=True)
+
+        def save(done: list[Measurement], skipped: dict[str, str]) -> None:
+            if args.json:
+                doc = {"generated_by": "python -m dltheory.paper --measure",
+                       "device": str(device.device_kind), "jax": jax.__version__,
+                       "measurements": [m.to_dict() for m in done], "skipped": skipped}
+                pathlib.Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+
+        done, skipped = measure_all(keys, full=args.full, max_steps=args.max_steps,
+                                    deadline=args.deadline, timeout=args.timeout,
+                                    log=lambda line: print(line, flush=True), after=save)
+        save(done, skipped)
+        print(measured_table(done))
+        for k, why in skipped.items():
+            print(f"- {k}: {why.splitlines()[-1]}")
+        return 0 if not skipped else 1
     existing = {}
     if BUDGETS_FILE.is_file():
         existing = json.loads(BUDGETS_FILE.read_text()).get("chapters", {})

@@ -162,12 +162,34 @@ def _compiled(prog: _Program, vmapped: bool, batch_axis: int | None):
 # --------------------------------------------------------------------------------------
 
 _COMPILES = [0]
+_COMPILE_SECONDS = [0.0]
 _LISTENING = [False]
+#: The events whose durations make up a program's compile time: tracing, lowering to MLIR
+#: and XLA's backend compilation.
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
 
 
-def _on_event(event: str, *args: Any, **kwargs: Any) -> None:
+def _on_event(event: str, duration: float = 0.0, *args: Any, **kwargs: Any) -> None:
     if event == "/jax/core/compile/backend_compile_duration":
         _COMPILES[0] += 1
+    if event in _COMPILE_EVENTS:
+        _COMPILE_SECONDS[0] += float(duration)
+
+
+def _listen() -> None:
+    if not _LISTENING[0]:
+        jax.monitoring.register_event_duration_secs_listener(_on_event)
+        _LISTENING[0] = True
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent compiling (tracing, lowering and XLA compilation)
+    since the first call of this function or of :func:`count_compilations`; take the
+    difference of two calls to time a block's compiling."""
+    _listen()
+    return _COMPILE_SECONDS[0]
 
 
 @contextlib.contextmanager
@@ -180,9 +202,7 @@ def count_compilations() -> Iterator[Callable[[], int]]:
             train(...)
         print(compiled())   # number of XLA programs compiled in the block
     """
-    if not _LISTENING[0]:
-        jax.monitoring.register_event_duration_secs_listener(_on_event)
-        _LISTENING[0] = True
+    _listen()
     start = _COMPILES[0]
     yield lambda: _COMPILES[0] - start
 
