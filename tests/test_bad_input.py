@@ -352,7 +352,7 @@ NO_INPUT = {
     "compat.x64_enabled", "config.backend", "notebook.glued", "notebook.elapsed",
     "notebook.start_clock", "plotting.use_style", "plotting.style",
     "plotting.style_smallest_font_pt", "widgets.in_kernel", "widgets.static_twins",
-    "claims.chapters", "training.loop.count_compilations",
+    "claims.chapters", "training.loop.count_compilations", "training.loop.compile_seconds",
     # the abstract base of the size presets: no fields (every subclass has rows)
     "config.Preset",
 }
@@ -373,7 +373,7 @@ EXCEPTIONS = {"claims.ClaimFailed", "training.loop.DivergenceWarning",
 RECORDS = {
     "sharpness.label_noise.FlowResult", "sharpness.label_noise.ToyResult",
     "sharpness.label_noise.TimeScaleResult", "sharpness.label_noise.SampleComplexityResult",
-    "claims.Ledger", "data.Dataset", "paper.Budget",
+    "claims.Ledger", "data.Dataset", "paper.Budget", "paper.Measurement", "paper.Measured",
     "lowrank.convex.NuclearNormResult", "lowrank.flow.FlowResult", "lowrank.glrl.GLRLResult",
     "lowrank.sensing.PlateauResult", "lowrank.sensing.UnderParamResult",
     "lowrank.experiments.GreedyResult", "lowrank.experiments.CounterexampleResult",
@@ -535,6 +535,21 @@ case("paper.table", {}, {"chapters": (3, "greedy", ["bogus"])},
      names={"chapters": ("chapters", "chapter")})
 case("paper.show", {}, {"chapter": ("bogus", 3)})
 case("paper.main", {}, {"argv": (3, "greedy", ["bogus"])}, names={"argv": ("argv", "chapter")})
+case("paper.ProgramRun", {"label": "p", "steps": 1, "seconds": 1.0, "compile_seconds": 0.0},
+     {"label": (3,), "steps": (0, 2.5), "seconds": NONNEGATIVE,
+      "compile_seconds": NONNEGATIVE})
+case("paper.measure", {"chapter": "lowrank/incremental_sensing"},
+     {"chapter": ("bogus", 3), "max_steps": (0, 2.5), "capped": (3,)})
+case("paper.measure_all", {"chapters": ["lowrank/incremental_sensing"]},
+     {"chapters": (3, "greedy", ["bogus"]), "max_steps": (0, 2.5), "deadline": POSITIVE,
+      "timeout": POSITIVE, "log": (3,), "after": (3,)},
+     names={"chapters": ("chapters", "chapter")})
+case("paper.measured_table", {"measurements": []},
+     {"measurements": (3, [3]), "skipped": (3, {"a": 3})})
+case("paper.measured", {}, {"path": (3,)})
+case("paper.show_measured", {}, {"path": (3,)})
+case("paper.measured_summary", {}, {"m": (3,)})
+case("paper.measured_capped_sentence", {}, {"m": (3,)})
 case("plotting.figure", {"reuse": "detached"},
      {"reuse": ("bogus", 3), "width": POSITIVE, "height": POSITIVE})
 case("plotting.draw", {})

@@ -256,7 +256,7 @@ def test_measure_all_runs_each_chapter_in_its_own_process():
     assert [r.label for r in m.programs] == labels
     assert all(r.steps <= 2 * 1 for r in m.programs)
     table = paper.measured_table(done)
-    assert "| lowrank/incremental_sensing | all capped at 2 |" in table
+    assert "| lowrank/incremental_sensing | every program capped at 2 |" in table
 
     done, skipped = paper.measure_all(["lowrank/incremental_sensing",
                                        "lowrank/greedy_low_rank"], deadline=1e-9)
@@ -265,6 +265,56 @@ def test_measure_all_runs_each_chapter_in_its_own_process():
     assert all("deadline" in why for why in skipped.values())
     done, skipped = paper.measure_all(["lowrank/incremental_sensing"], timeout=0.01)
     assert done == [] and "stopped after" in skipped["lowrank/incremental_sensing"]
+
+
+def test_committed_measurements_read_and_render():
+    m = paper.measured()
+    assert m.device and m.versions.get("jax") and m.date
+    assert set(m.measurements).isdisjoint(m.skipped)
+    assert set(m.measurements) | set(m.skipped) == set(paper.CHAPTERS)
+    budgets = paper.budgets()
+    for key, run in m.measurements.items():
+        assert run.chapter == key and run.seconds > run.compile_seconds >= 0
+        # every timed program is one of the estimate's, with the same or fewer steps
+        by_label = {p.label: p for p in budgets[key].programs}
+        for r in run.programs:
+            assert r.label in by_label and 0 < r.steps <= by_label[r.label].steps, r.label
+        assert run.full_seconds() >= run.seconds
+        assert run.estimated_seconds() > 0
+    table = paper.measured_table(list(m.measurements.values()), m.skipped)
+    assert table.count("\n") == 1 + len(paper.CHAPTERS)
+    for key in m.skipped:
+        assert f"| {key} |" in table
+
+
+def test_measured_table_rows(monkeypatch):
+    b = paper.Budget("test/toy", (paper.ProgramBudget("small runs", 1e9, 2e8, 4000,
+                                                      "float32"),
+                                  paper.ProgramBudget("CIFAR-10 runs", 1e12, 3e9, 8000,
+                                                      "float32")))
+    monkeypatch.setattr(paper, "budgets", lambda path=None: {"test/toy": b})
+    run = paper.Measurement("test/toy", "GPU", "0", 800, "CIFAR-10", 30.0, 12.0, 4.2e9, (
+        paper.ProgramRun("small runs", 4000, 2.0, 3.0),
+        paper.ProgramRun("CIFAR-10 runs", 800, 10.0, 5.0)))
+    table = paper.measured_table([run], {"test/other": "stopped after 9 s"})
+    row, other = table.splitlines()[2:]
+    # 30 s, the CIFAR-10 runs extended from 800 to 8000 steps at 12.5 ms a step: 120 s
+    assert row.startswith("| test/toy | CIFAR-10 capped at 800 | 2 min, from 30 s | 12 s |")
+    assert "| 4.20 GB (3.00 GB) |" in row
+    assert other.startswith("| test/other | stopped after 9 s |")
+    with pytest.raises(FileNotFoundError, match="--measure"):
+        paper.measured(ROOT / "no-such-file.json")
+    with pytest.raises(TypeError, match="path"):
+        paper.measured(3)
+
+
+def test_sam_estimate_includes_its_curvature_evaluations():
+    """The digits section evaluates lambda_1 and tr(H) at every logged point in one vmapped
+    program, the chapter's largest: the estimate counts it."""
+    b = paper.budget("sharpness/sam")
+    curv = [p for p in b.programs if "curvature" in p.label]
+    assert len(curv) == 3
+    assert b.peak_bytes == max(p.peak_bytes for p in curv) > 1e9
 
 
 def _compare(key: str) -> None:

@@ -58,7 +58,9 @@ import numpy as np
 __all__ = ["GPU", "GPUS", "UTILIZATION", "STEP_OVERHEAD_S", "MEMORY_LIMIT_BYTES",
            "BUDGETS_FILE", "CHAPTERS", "ProgramBudget", "Budget", "ProgramRun",
            "Measurement", "MEASURE_CAPS", "estimate", "measure", "measure_all",
-           "measured_table", "budget", "budgets", "table", "show",
+           "measured_table", "Measured", "measured", "measured_summary",
+           "measured_capped_sentence", "show_measured", "MEASURED_FILE",
+           "budget", "budgets", "table", "show",
            "main"]
 
 
@@ -91,6 +93,8 @@ STEP_OVERHEAD_S = 10e-6
 MEMORY_LIMIT_BYTES = 15e9
 #: The committed estimates.
 BUDGETS_FILE = pathlib.Path(__file__).with_name("paper_budgets.json")
+#: The committed measurements on a GPU (``python -m dltheory.paper --measure --json``).
+MEASURED_FILE = pathlib.Path(__file__).with_name("paper_measured.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +201,15 @@ class ProgramRun:
     seconds: float
     compile_seconds: float
 
+    def __post_init__(self):
+        from dltheory import validation as V
+
+        if not isinstance(self.label, str):
+            raise TypeError(f"argument `label` must be a string; got {self.label!r}")
+        V.check_int("steps", self.steps, minimum=1)
+        V.check_nonnegative("seconds", self.seconds)
+        V.check_nonnegative("compile_seconds", self.compile_seconds)
+
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
@@ -230,26 +243,38 @@ class Measurement:
         """The time of the whole preset: :attr:`seconds` when it ran in full; for a capped
         run, :attr:`seconds` plus each program's remaining steps at its measured seconds
         per step (the steps of the full preset from ``budget``, by default the committed
-        estimate). ``None`` when the programs do not match the budget's."""
+        estimate). ``None`` when a timed program has no match among the budget's."""
         if self.max_steps is None:
             return self.seconds
-        b = budgets().get(self.chapter) if budget is None else budget
-        if b is None or [p.label for p in b.programs] != [p.label for p in self.programs]:
+        pairs = self._matched(budget)
+        if pairs is None:
             return None
-        extra = sum(r.seconds * (p.steps / r.steps - 1.0)
-                    for p, r in zip(b.programs, self.programs) if r.steps)
-        return self.seconds + extra
+        return self.seconds + sum(r.seconds * (p.steps / r.steps - 1.0)
+                                  for p, r in pairs if r.steps)
+
+    def _matched(self, budget: Budget | None) -> list[tuple[ProgramBudget, ProgramRun]] | None:
+        """Each timed program with the budget's program of the same label; ``None`` when
+        one has none. (Programs of the budget that are not timed, such as a curvature
+        evaluation, have no pair.)"""
+        b = budgets().get(self.chapter) if budget is None else budget
+        if b is None:
+            return None
+        by_label = {p.label: p for p in b.programs}
+        if any(r.label not in by_label for r in self.programs):
+            return None
+        return [(by_label[r.label], r) for r in self.programs]
 
     def estimated_seconds(self, gpu: str = "H200", budget: Budget | None = None
                           ) -> float | None:
         """The time model's estimate (see the module docstring) of the programs as they
         ran, at their measured steps, on ``gpu``: compare with the sum of their
-        :attr:`ProgramRun.seconds`. ``None`` when the programs do not match."""
-        b = budgets().get(self.chapter) if budget is None else budget
-        if b is None or [p.label for p in b.programs] != [p.label for p in self.programs]:
+        :attr:`ProgramRun.seconds`. ``None`` when a timed program has no match among the
+        budget's."""
+        pairs = self._matched(budget)
+        if pairs is None:
             return None
         return float(sum(dataclasses.replace(p, steps=max(r.steps, 1)).seconds(gpu)
-                         for p, r in zip(b.programs, self.programs)))
+                         for p, r in pairs))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -290,6 +315,7 @@ class _Captured:
     peak_bytes: float
     steps: int
     dtype: str
+    name: str = ""  # a program that is no training loop: what it computes
 
 
 def _cost(compiled: Any) -> tuple[float, float]:
@@ -313,13 +339,15 @@ def _dtype(tree: Any) -> str:
     return "float64" if any(str(a.dtype) == "float64" for a in leaves) else "float32"
 
 
-def _analyse(fn: Callable, args: tuple, kwargs: dict, steps: int, out: list) -> Any:
-    """Compile ``fn`` at ``args`` (no run), record it, return zeros of its output shapes."""
+def _analyse(fn: Callable, args: tuple, kwargs: dict, steps: int, out: list,
+             name: str = "", fill: float = 0.0) -> Any:
+    """Compile ``fn`` at ``args`` (no run), record it, return ``fill`` in its output
+    shapes."""
     lowered = fn.lower(*args, **kwargs)
     flops, peak = _cost(lowered.compile())
-    out.append(_Captured(flops, peak, int(steps), _dtype(args)))
+    out.append(_Captured(flops, peak, int(steps), _dtype(args), name))
     shapes = jax.eval_shape(functools.partial(fn, **kwargs), *args)
-    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    return jax.tree.map(lambda s: np.full(s.shape, fill, s.dtype), shapes)
 
 
 @contextlib.contextmanager
@@ -332,10 +360,12 @@ def _capturing(out: list) -> Iterator[None]:
     from dltheory.lowrank import flow
     from dltheory.margin import train as mtrain
     from dltheory.sde import simulate
+    from dltheory.sharpness import sam
     from dltheory.training import loop, run
 
     real_drive, real_integrator = run._drive, simulate._integrator
     real_program, real_run = mtrain._program, flow._run
+    real_curvature = sam._curvature_fn
 
     def drive(prog, vmapped, batch_axis, carry, batches, aux, eval_data, keys, steps,
               n_int, per_chunk, n_chunks, progress, desc):
@@ -370,13 +400,22 @@ def _capturing(out: list) -> Iterator[None]:
     def flow_run(*a, **kw):
         return _analyse(real_run, a, kw, kw["n_log"] * kw["log_every"], out)
 
+    def curvature(model, iters, probes):
+        # one vmapped evaluation of lambda_1 and tr(H) at a stack of points: its memory
+        # grows with the stack; XLA counts its power-iteration loop body once. Ones, not
+        # zeros: the experiment divides by the curvature it returns.
+        fn = real_curvature(model, iters, probes)
+        return lambda *a: _analyse(fn, a, {}, 1, out, name="curvature", fill=1.0)
+
     run._drive, simulate._integrator, mtrain._program, flow._run = (
         drive, integrator, program, flow_run)
+    sam._curvature_fn = curvature
     try:
         yield
     finally:
         run._drive, simulate._integrator, mtrain._program, flow._run = (
             real_drive, real_integrator, real_program, real_run)
+        sam._curvature_fn = real_curvature
 
 
 @dataclasses.dataclass
@@ -478,10 +517,18 @@ def _programs(label: str, fn: Callable, *args: Any, calls: int = 1, **kwargs: An
         except Exception:  # noqa: BLE001 - post-processing of zeros may fail: keep what ran
             if not out:
                 raise
-    n = len(out)
-    return [ProgramBudget(label if n == 1 else f"{label} [{i + 1}/{n}]", c.flops,
-                          c.peak_bytes, c.steps * calls, c.dtype)
-            for i, c in enumerate(out)]
+    loops = [c for c in out if not c.name]
+    n = len(loops)
+    budgets_ = [ProgramBudget(label if n == 1 else f"{label} [{i + 1}/{n}]", c.flops,
+                              c.peak_bytes, c.steps * calls, c.dtype)
+                for i, c in enumerate(loops)]
+    for name in dict.fromkeys(c.name for c in out if c.name):
+        same = [c for c in out if c.name == name]
+        k = len(same)
+        budgets_ += [ProgramBudget(f"{label}, {name}" + (f" [{i + 1}/{k}]" if k > 1 else ""),
+                                   c.flops, c.peak_bytes, c.steps * calls, c.dtype)
+                     for i, c in enumerate(same)]
+    return budgets_
 
 
 # --------------------------------------------------------------------------------------
@@ -919,7 +966,14 @@ def measure_all(chapters: list[str] | None = None, *, full: bool = False,
     """
     from dltheory import validation as V
 
+    if chapters is not None and (isinstance(chapters, (str, bytes))
+                                 or not isinstance(chapters, (list, tuple))):
+        raise TypeError(f"argument `chapters` must be a list of chapter keys or None; got "
+                        f"{chapters!r}")
     keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    V.check_callable("log", log)
+    if after is not None:
+        V.check_callable("after", after)
     if max_steps is not None:
         max_steps = V.check_int("max_steps", max_steps, minimum=1)
     if deadline is not None:
@@ -958,28 +1012,189 @@ def measure_all(chapters: list[str] | None = None, *, full: bool = False,
     return done, skipped
 
 
-def measured_table(measurements: list[Measurement]) -> str:
-    """A Markdown table of measurements: one row per chapter, beside the estimate."""
+@dataclasses.dataclass(frozen=True)
+class Measured:
+    """Measurements of the paper presets on one device (see :func:`measured`).
+
+    Attributes:
+      device: the device kind, e.g. ``"NVIDIA H200"``.
+      versions: the versions of the libraries they ran with, e.g. ``{"jax": "0.11.2"}``.
+      date: when they were measured (ISO date).
+      measurements: the chapters measured, by key.
+      skipped: the chapters without a measurement, by key, with the reason.
+    """
+
+    device: str
+    versions: dict[str, str]
+    date: str
+    measurements: dict[str, Measurement]
+    skipped: dict[str, str]
+
+
+def measured(path: str | pathlib.Path | None = None) -> Measured:
+    """The committed measurements (see :data:`MEASURED_FILE`), or those in ``path``."""
+    if path is not None and not isinstance(path, (str, pathlib.PurePath)):
+        raise TypeError(f"argument `path` must be a file path (a str or a pathlib.Path); got "
+                        f"{path!r}")
+    p = MEASURED_FILE if path is None else pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no measurements at {p}; write them with "
+                                f"`python -m dltheory.paper --measure --json {p.name}`")
+    raw = json.loads(p.read_text())
+    ms = {m["chapter"]: Measurement.from_dict(m) for m in raw["measurements"]}
+    versions = {k: raw[k] for k in ("jax", "flax") if k in raw}
+    return Measured(raw.get("device", "?"), versions, raw.get("measured", "?"), ms,
+                    dict(raw.get("skipped", {})))
+
+
+def _check_measured(m: Any) -> Measured:
+    if not isinstance(m, Measured):
+        raise TypeError(f"argument `m` must be a Measured (from `measured`) or None; got "
+                        f"{m!r}")
+    return m
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else _duration(s)
+
+
+def measured_table(measurements: list[Measurement],
+                   skipped: dict[str, str] | None = None) -> str:
+    """A Markdown table of measurements, one row per chapter, beside the estimates:
+    the whole preset (compiling included; a capped run extended at its measured rates),
+    the compiling, the programs' execution against the time model's estimate for the
+    steps they ran, and the peak device memory against the estimated peak. The chapters
+    in ``skipped`` get a row that says why they have no measurement."""
+    if not isinstance(measurements, (list, tuple)) or not all(
+            isinstance(m, Measurement) for m in measurements):
+        raise TypeError(f"argument `measurements` must be a list of Measurement (from "
+                        f"`measure`); got {measurements!r}")
+    if skipped is not None and (not isinstance(skipped, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in skipped.items())):
+        raise TypeError(f"argument `skipped` must be a dict of chapter -> reason (strings) "
+                        f"or None; got {skipped!r}")
     try:
         known = budgets()
     except FileNotFoundError:
         known = {}
-    rows = ["| chapter | ran | measured | of it compiling | estimate, H200 | peak memory "
-            "(estimate) |", "|:--|:--|--:|--:|--:|--:|"]
+    rows = ["| chapter | ran | whole preset | compiling | programs (model) | "
+            "estimate | peak memory (estimate) |", "|:--|:--|--:|--:|--:|--:|--:|"]
     for m in measurements:
         b = known.get(m.chapter)
         ran = "in full" if m.max_steps is None else (
-            f"{m.capped or 'all'} capped at {m.max_steps}")
+            f"{m.capped or 'every program'} capped at {m.max_steps}")
         whole = m.full_seconds(b)
-        measured = "?" if whole is None else _duration(whole)
+        text = "?" if whole is None else _seconds(whole)
         if m.max_steps is not None and whole is not None:
-            measured += f" ({_duration(m.seconds)} run)"
-        est = _duration(b.seconds("H200")) if b is not None else "?"
+            text = f"{text}, from {_seconds(m.seconds)}"
+        run = sum(r.seconds for r in m.programs)
+        model = m.estimated_seconds("H200", b) if b is not None else None
+        programs = _seconds(run) + ("" if model is None else f" ({_seconds(model)})")
+        est = _seconds(b.seconds("H200")) if b is not None else "?"
         peak = "?" if m.peak_bytes is None else _bytes(m.peak_bytes)
         peak += f" ({_bytes(b.peak_bytes)})" if b is not None else ""
-        rows.append(f"| {m.chapter} | {ran} | {measured} | {_duration(m.compile_seconds)} "
-                    f"| {est} | {peak} |")
+        rows.append(f"| {m.chapter} | {ran} | {text} | {_seconds(m.compile_seconds)} | "
+                    f"{programs} | {est} | {peak} |")
+    for k, why in (skipped or {}).items():
+        b = known.get(k)
+        est = _seconds(b.seconds("H200")) if b is not None else "?"
+        peak = f"({_bytes(b.peak_bytes)})" if b is not None else ""
+        reason = why.splitlines()[0] if why.startswith("stopped") else "not run"
+        rows.append(f"| {k} | {reason} | | | | {est} | {peak} |")
     return "\n".join(rows)
+
+
+def measured_summary(m: Measured | None = None) -> dict[str, Any]:
+    """The figures the book quotes from measurements (default: the committed ones).
+
+    Returns a dict with
+      ``full``: the chapters that ran in full, and ``capped``: those that ran capped;
+      ``full_min``, ``full_max``: the least and greatest wall time of a chapter run in
+      full (seconds, compiling included); ``share_min``, ``share_max``: the least and
+      greatest fraction of it spent compiling;
+      ``step_min``, ``step_max``: the least and greatest seconds per step of the
+      programs whose estimate is almost all per-step overhead (their floating-point work
+      under a tenth of :data:`STEP_OVERHEAD_S` a step on an H200);
+      ``slowest``: the capped program that ran furthest over the time model (chapter,
+      label, measured and modelled seconds per step), with its chapter's ``whole``
+      (measured, extended) and ``estimate`` (the model's) seconds;
+      ``peak``: the largest measured peak memory (chapter, bytes, estimated bytes).
+    """
+    m = measured() if m is None else _check_measured(m)
+    known = budgets()
+    runs = list(m.measurements.values())
+    full = [r for r in runs if r.max_steps is None]
+    out: dict[str, Any] = {"full": [r.chapter for r in full],
+                           "capped": [r.chapter for r in runs if r.max_steps is not None]}
+    if full:
+        out["full_min"] = min(r.seconds for r in full)
+        out["full_max"] = max(r.seconds for r in full)
+        out["share_min"] = min(r.compile_seconds / r.seconds for r in full)
+        out["share_max"] = max(r.compile_seconds / r.seconds for r in full)
+    peak32 = GPUS["H200"].fp32 * UTILIZATION
+    overhead = [r.seconds / r.steps for run in runs for p, r in (run._matched(None) or [])
+                if r.steps and p.dtype == "float32"
+                and p.flops_per_step / peak32 < 0.1 * STEP_OVERHEAD_S]
+    if overhead:
+        out["step_min"], out["step_max"] = min(overhead), max(overhead)
+    worst = None
+    for run in runs:
+        if run.max_steps is None:
+            continue
+        for p, r in run._matched(None) or []:
+            if r.steps < p.steps:  # a capped program
+                model = dataclasses.replace(p, steps=1).seconds("H200")
+                ratio = (r.seconds / r.steps) / model
+                if worst is None or ratio > worst[0]:
+                    worst = (ratio, run, p, r, model)
+    if worst is not None:
+        _, run, p, r, model = worst
+        out["slowest"] = {"chapter": run.chapter, "label": p.label,
+                          "step": r.seconds / r.steps, "model_step": model,
+                          "whole": run.full_seconds(), "estimate":
+                          known[run.chapter].seconds("H200")}
+    top = max((r for r in runs if r.peak_bytes is not None), key=lambda r: r.peak_bytes,
+              default=None)
+    if top is not None:
+        out["peak"] = {"chapter": top.chapter, "bytes": top.peak_bytes,
+                       "estimate": known[top.chapter].peak_bytes}
+    return out
+
+
+def measured_capped_sentence(m: Measured | None = None) -> str:
+    """One Markdown paragraph on the measurements that did not run every program in full:
+    which ran capped, and which chapters have no measurement and why (a stopped chapter
+    ran with its :data:`MEASURE_CAPS`)."""
+    m = measured() if m is None else _check_measured(m)
+    out = []
+    for r in m.measurements.values():
+        if r.max_steps is not None:
+            what = f"its {r.capped} programs" if r.capped else "every program"
+            out.append(f"In `{r.chapter}`, {what} ran with their step and epoch counts "
+                       f"capped at {r.max_steps:,}"
+                       + ("; its other programs ran in full." if r.capped else "."))
+    for k, why in m.skipped.items():
+        if why.startswith("stopped"):
+            cap, text = MEASURE_CAPS.get(k, (None, ""))
+            capped = (f", with its {text} programs capped at {cap:,}" if cap is not None
+                      else "")
+            out.append(f"`{k}` was {why.splitlines()[0]}{capped}.")
+        else:
+            out.append(f"`{k}` was not run.")
+    if m.skipped:
+        out.append("Their rows give the estimates alone.")
+    return " ".join(out)
+
+
+def show_measured(path: str | pathlib.Path | None = None) -> Any:
+    """Display the committed measurements (:func:`measured`) as a Markdown table in a
+    notebook; returns the Markdown object."""
+    from IPython.display import Markdown, display
+
+    m = measured(path)
+    md = Markdown(measured_table(list(m.measurements.values()), m.skipped))
+    display(md)
+    return md
 
 
 def main(argv: list[str] | None = None) -> int:
