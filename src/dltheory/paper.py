@@ -29,11 +29,19 @@ Compiling every program at the paper's shapes takes minutes on a CPU, so the res
 kept in ``paper_budgets.json`` beside this module, written by ``python -m dltheory.paper
 --write`` (``make estimates``); :func:`budget` and :func:`show` read that file.
 
+:func:`measure` runs a chapter's preset on the default device instead, timing each of the
+same programs (compiling apart) and reading the device's peak memory;
+``python -m dltheory.paper --measure`` measures every chapter, each in its own process,
+with the CIFAR-10 runs capped (:data:`MEASURE_CAPS`) and extended at their measured rate.
+One such measurement, on an NVIDIA H200, is kept in ``paper_measured.json``
+(:func:`measured`, :func:`show_measured`).
+
 Example::
 
     from dltheory import paper
     paper.show("sde/sgd_sde")          # the committed estimate, as a table
     b = paper.estimate("preliminaries/gradient_descent")   # computed now
+    m = paper.measure("lowrank/greedy_low_rank")           # run and timed now
 """
 
 from __future__ import annotations
@@ -1055,16 +1063,19 @@ def _check_measured(m: Any) -> Measured:
 
 
 def _seconds(s: float) -> str:
-    return f"{s:.1f} s" if s < 10 else _duration(s)
+    if s < 10:
+        return f"{s:.1f} s"
+    return f"{s:.0f} s" if s < 120 else _duration(s)
 
 
 def measured_table(measurements: list[Measurement],
                    skipped: dict[str, str] | None = None) -> str:
-    """A Markdown table of measurements, one row per chapter, beside the estimates:
-    the whole preset (compiling included; a capped run extended at its measured rates),
-    the compiling, the programs' execution against the time model's estimate for the
-    steps they ran, and the peak device memory against the estimated peak. The chapters
-    in ``skipped`` get a row that says why they have no measurement."""
+    """A Markdown table of measurements, one row per chapter (the part of its key after
+    the slash), beside the estimates in parentheses: the whole preset (compiling
+    included; a capped run extended at its measured rates), the compiling, the programs'
+    execution against the time model's estimate for the steps they ran, and the peak
+    device memory. The chapters in ``skipped`` get a row that says why they have no
+    measurement, with the estimates alone."""
     if not isinstance(measurements, (list, tuple)) or not all(
             isinstance(m, Measurement) for m in measurements):
         raise TypeError(f"argument `measurements` must be a list of Measurement (from "
@@ -1077,30 +1088,32 @@ def measured_table(measurements: list[Measurement],
         known = budgets()
     except FileNotFoundError:
         known = {}
-    rows = ["| chapter | ran | whole preset | compiling | programs (model) | "
-            "estimate | peak memory (estimate) |", "|:--|:--|--:|--:|--:|--:|--:|"]
+
+    def est(text: str) -> str:
+        return f" ({text})" if text else ""
+
+    rows = ["| chapter | ran | whole preset (estimate) | compiling | programs (model) | "
+            "peak memory (estimate) |", "|:--|:--|--:|--:|--:|--:|"]
     for m in measurements:
         b = known.get(m.chapter)
-        ran = "in full" if m.max_steps is None else (
-            f"{m.capped or 'every program'} capped at {m.max_steps}")
+        ran = "in full" if m.max_steps is None else f"{m.capped or 'every program'} capped"
         whole = m.full_seconds(b)
-        text = "?" if whole is None else _seconds(whole)
-        if m.max_steps is not None and whole is not None:
-            text = f"{text}, from {_seconds(m.seconds)}"
-        run = sum(r.seconds for r in m.programs)
         model = m.estimated_seconds("H200", b) if b is not None else None
-        programs = _seconds(run) + ("" if model is None else f" ({_seconds(model)})")
-        est = _seconds(b.seconds("H200")) if b is not None else "?"
         peak = "?" if m.peak_bytes is None else _bytes(m.peak_bytes)
-        peak += f" ({_bytes(b.peak_bytes)})" if b is not None else ""
-        rows.append(f"| {m.chapter} | {ran} | {text} | {_seconds(m.compile_seconds)} | "
-                    f"{programs} | {est} | {peak} |")
+        rows.append(
+            f"| {m.chapter.split('/')[-1]} | {ran} | "
+            f"{'?' if whole is None else _seconds(whole)}"
+            f"{est(_seconds(b.seconds('H200')) if b is not None else '')} | "
+            f"{_seconds(m.compile_seconds)} | "
+            f"{_seconds(sum(r.seconds for r in m.programs))}"
+            f"{est(_seconds(model) if model is not None else '')} | "
+            f"{peak}{est(_bytes(b.peak_bytes) if b is not None else '')} |")
     for k, why in (skipped or {}).items():
         b = known.get(k)
-        est = _seconds(b.seconds("H200")) if b is not None else "?"
-        peak = f"({_bytes(b.peak_bytes)})" if b is not None else ""
         reason = why.splitlines()[0] if why.startswith("stopped") else "not run"
-        rows.append(f"| {k} | {reason} | | | | {est} | {peak} |")
+        whole = f"({_seconds(b.seconds('H200'))})" if b is not None else ""
+        peak = f"({_bytes(b.peak_bytes)})" if b is not None else ""
+        rows.append(f"| {k.split('/')[-1]} | {reason} | {whole} | | | {peak} |")
     return "\n".join(rows)
 
 
@@ -1170,17 +1183,18 @@ def measured_capped_sentence(m: Measured | None = None) -> str:
     for r in m.measurements.values():
         if r.max_steps is not None:
             what = f"its {r.capped} programs" if r.capped else "every program"
-            out.append(f"In `{r.chapter}`, {what} ran with their step and epoch counts "
+            out.append(f"In `{r.chapter.split('/')[-1]}`, {what} ran with their step and epoch counts "
                        f"capped at {r.max_steps:,}"
-                       + ("; its other programs ran in full." if r.capped else "."))
+                       + ("; its other programs ran in full" if r.capped else "")
+                       + f" ({_seconds(r.seconds)} in all).")
     for k, why in m.skipped.items():
         if why.startswith("stopped"):
             cap, text = MEASURE_CAPS.get(k, (None, ""))
             capped = (f", with its {text} programs capped at {cap:,}" if cap is not None
                       else "")
-            out.append(f"`{k}` was {why.splitlines()[0]}{capped}.")
+            out.append(f"`{k.split('/')[-1]}` was {why.splitlines()[0]}{capped}.")
         else:
-            out.append(f"`{k}` was not run.")
+            out.append(f"`{k.split('/')[-1]}` was not run.")
     if m.skipped:
         out.append("Their rows give the estimates alone.")
     return " ".join(out)
