@@ -419,3 +419,38 @@ def test_every_chapter_runs_at_paper_scale(tmp_path):
         print(f"{nb.relative_to(ROOT)}: {seconds:.0f} s, exit status {proc.returncode}")
     names = [nb.relative_to(ROOT).as_posix() for nb, proc, _ in results if proc.returncode]
     assert not failed, f"{len(failed)} chapters failed: {names}\n\n" + "\n\n".join(failed)
+
+
+def test_compile_seconds_merges_nested_events(monkeypatch):
+    """Tracing reports nested events (a jitted function traced inside another): their
+    spans are merged, so the compile time of a call never exceeds its wall time."""
+    import jax
+    import jax.numpy as jnp
+
+    from dltheory.training import loop
+
+    inner = jax.jit(lambda x: jnp.sin(x) * 2.0)
+    outer = jax.jit(lambda x: inner(x) + inner(x + 1.0) + jnp.cos(x))
+    c0, t0 = loop.compile_seconds(), time.perf_counter()
+    jax.block_until_ready(outer(jnp.arange(17.0)))
+    dt, dc = time.perf_counter() - t0, loop.compile_seconds() - c0
+    assert 0 < dc <= dt
+
+    # the merging itself, on made-up spans: an outer event that covers two inner ones
+    spans, total = list(loop._COMPILE_SPANS), loop._COMPILE_TOTAL[0]
+    try:
+        loop._COMPILE_SPANS.clear()
+        loop._COMPILE_TOTAL[0] = 0.0
+        clock = iter([2.0, 4.0, 5.0, 9.0])
+        monkeypatch.setattr(loop, "_now", lambda: next(clock))
+        event = "/jax/core/compile/jaxpr_trace_duration"
+        loop._on_event(event, 1.0)    # [1, 2]
+        loop._on_event(event, 1.0)    # [3, 4]
+        loop._on_event(event, 5.0)    # [0, 5] covers both
+        loop._on_event(event, 1.0)    # [8, 9] apart
+        monkeypatch.undo()
+        assert loop._COMPILE_SPANS == [(0.0, 5.0), (8.0, 9.0)]
+        assert loop._COMPILE_TOTAL[0] == 6.0
+    finally:
+        loop._COMPILE_SPANS[:] = spans
+        loop._COMPILE_TOTAL[0] = total

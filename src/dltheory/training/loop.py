@@ -162,10 +162,15 @@ def _compiled(prog: _Program, vmapped: bool, batch_axis: int | None):
 # --------------------------------------------------------------------------------------
 
 _COMPILES = [0]
-_COMPILE_SECONDS = [0.0]
+#: The spans of time spent compiling, as disjoint (start, end) pairs in order, and their
+#: total length.
+_COMPILE_SPANS: list[tuple[float, float]] = []
+_COMPILE_TOTAL = [0.0]
+_now = time.perf_counter
 _LISTENING = [False]
 #: The events whose durations make up a program's compile time: tracing, lowering to MLIR
-#: and XLA's backend compilation.
+#: and XLA's backend compilation. Tracing nests (a jitted function traced inside another
+#: reports its own event), so the events' time spans are merged, not summed.
 _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                    "/jax/core/compile/jaxpr_to_mlir_module_duration",
                    "/jax/core/compile/backend_compile_duration")
@@ -175,7 +180,16 @@ def _on_event(event: str, duration: float = 0.0, *args: Any, **kwargs: Any) -> N
     if event == "/jax/core/compile/backend_compile_duration":
         _COMPILES[0] += 1
     if event in _COMPILE_EVENTS:
-        _COMPILE_SECONDS[0] += float(duration)
+        end = _now()  # the event is reported as it ends
+        start = end - float(duration)
+        spans = _COMPILE_SPANS
+        # an event ends after every event it contains: merge it with the spans it covers
+        while spans and spans[-1][1] >= start:
+            s0, e0 = spans.pop()
+            _COMPILE_TOTAL[0] -= e0 - s0
+            start = min(start, s0)
+        spans.append((start, end))
+        _COMPILE_TOTAL[0] += end - start
 
 
 def _listen() -> None:
@@ -189,7 +203,7 @@ def compile_seconds() -> float:
     since the first call of this function or of :func:`count_compilations`; take the
     difference of two calls to time a block's compiling."""
     _listen()
-    return _COMPILE_SECONDS[0]
+    return _COMPILE_TOTAL[0]
 
 
 @contextlib.contextmanager
