@@ -596,9 +596,11 @@ def _cifar_programs(label: str, fn: Callable, *args: Any, **kwargs: Any
 
     try:
         D.cifar10()
-        return _programs(label, fn, *args, **kwargs)
+        found = True
     except (FileNotFoundError, OSError, RuntimeError):
-        pass
+        found = False
+    if found:  # outside the try: an error of the run itself is not a missing data set
+        return _programs(label, fn, *args, **kwargs)
     with tempfile.TemporaryDirectory() as tmp:
         D.write_cifar10_standin(tmp, n_train=10_000, n_test=10_000)
         old = os.environ.get("DLTHEORY_DATA")
@@ -828,7 +830,7 @@ def measure(chapter: str, *, max_steps: int | None = None, capped: str = "") -> 
     for ``max_steps`` epochs).
 
     The peak memory is the device's peak since the process started: measure one chapter
-    per process (``benchmarks/paper_gpu.py`` does).
+    per process (:func:`measure_all` and ``python -m dltheory.paper --measure`` do).
 
     Args:
       chapter: a key of :data:`CHAPTERS`.
