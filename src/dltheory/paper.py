@@ -135,7 +135,7 @@ class ProgramBudget:
 
     @property
     def flops(self) -> float:
-        """Total floating-point operations: ``flops_per_step * steps``."""
+        """The total floating-point operations, ``flops_per_step * steps``."""
         return self.flops_per_step * self.steps
 
     def seconds(self, gpu: str) -> float:
