@@ -105,6 +105,11 @@ BUDGETS_FILE = pathlib.Path(__file__).with_name("paper_budgets.json")
 MEASURED_FILE = pathlib.Path(__file__).with_name("paper_measured.json")
 
 
+def _check_label(label: Any) -> None:
+    if not isinstance(label, str):
+        raise TypeError(f"argument `label` must be a string; got {label!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProgramBudget:
     """One compiled program of a chapter.
@@ -126,8 +131,7 @@ class ProgramBudget:
     def __post_init__(self):
         from dltheory import validation as V
 
-        if not isinstance(self.label, str):
-            raise TypeError(f"argument `label` must be a string; got {self.label!r}")
+        _check_label(self.label)
         V.check_nonnegative("flops_per_step", self.flops_per_step)
         V.check_nonnegative("peak_bytes", self.peak_bytes)
         V.check_int("steps", self.steps, minimum=1)
@@ -212,8 +216,7 @@ class ProgramRun:
     def __post_init__(self):
         from dltheory import validation as V
 
-        if not isinstance(self.label, str):
-            raise TypeError(f"argument `label` must be a string; got {self.label!r}")
+        _check_label(self.label)
         V.check_int("steps", self.steps, minimum=1)
         V.check_nonnegative("seconds", self.seconds)
         V.check_nonnegative("compile_seconds", self.compile_seconds)
@@ -869,16 +872,22 @@ def measure(chapter: str, *, max_steps: int | None = None, capped: str = "") -> 
                        loop.compile_seconds() - c0, _peak_bytes(), tuple(runs))
 
 
-def budgets(path: str | pathlib.Path | None = None) -> dict[str, Budget]:
-    """The committed estimates of every chapter (see :data:`BUDGETS_FILE`)."""
+def _read_json(path: Any, default: pathlib.Path, missing: str) -> dict:
+    """The JSON document at ``path`` (``default`` for None); ``missing`` says how to write
+    it when there is none."""
     if path is not None and not isinstance(path, (str, pathlib.PurePath)):
         raise TypeError(f"argument `path` must be a file path (a str or a pathlib.Path); got "
                         f"{path!r}")
-    p = BUDGETS_FILE if path is None else pathlib.Path(path)
+    p = default if path is None else pathlib.Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no budget file at {p}; write it with "
-                                f"`python -m dltheory.paper --write`")
-    raw = json.loads(p.read_text())
+        raise FileNotFoundError(f"no file at {p}; {missing}")
+    return json.loads(p.read_text())
+
+
+def budgets(path: str | pathlib.Path | None = None) -> dict[str, Budget]:
+    """The committed estimates of every chapter (see :data:`BUDGETS_FILE`)."""
+    raw = _read_json(path, BUDGETS_FILE, "write the estimates with "
+                     "`python -m dltheory.paper --write`")
     return {k: Budget.from_dict(v) for k, v in raw["chapters"].items()}
 
 
@@ -1043,14 +1052,8 @@ class Measured:
 
 def measured(path: str | pathlib.Path | None = None) -> Measured:
     """The committed measurements (see :data:`MEASURED_FILE`), or those in ``path``."""
-    if path is not None and not isinstance(path, (str, pathlib.PurePath)):
-        raise TypeError(f"argument `path` must be a file path (a str or a pathlib.Path); got "
-                        f"{path!r}")
-    p = MEASURED_FILE if path is None else pathlib.Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no measurements at {p}; write them with "
-                                f"`python -m dltheory.paper --measure --json {p.name}`")
-    raw = json.loads(p.read_text())
+    raw = _read_json(path, MEASURED_FILE, "write measurements with "
+                     "`python -m dltheory.paper --measure --json FILE`")
     ms = {m["chapter"]: Measurement.from_dict(m) for m in raw["measurements"]}
     versions = {k: raw[k] for k in ("jax", "flax") if k in raw}
     return Measured(raw.get("device", "?"), versions, raw.get("measured", "?"), ms,
