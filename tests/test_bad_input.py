@@ -470,6 +470,7 @@ case("compat.variance_scaling", {"scale": 1.0},
      {"mode": ("fan_bogus", 3), "distribution": ("cauchy",)})
 case("notebook.glue", {"name": "x", "value": 1.0}, {"name": ("", 3, None)})
 case("notebook.glue_markdown", {"name": "x", "text": "t"}, {"name": ("", 3), "text": (3, None)})
+case("notebook.dump_glued", {"chapter": "x"}, {"chapter": ("", 3, None)})
 
 # -- curvature, data, models -----------------------------------------------------------
 case("curvature.hvp",

@@ -268,3 +268,22 @@ def test_value_expressions_may_call_abs_min_max():
     assert c.measure({"toy_sgd_test": 1.2, "toy_gd_test": 0.9}) == 0.9
     assert claims.get("sam-toy-top-eigenvalue").measure({"sam_x1_full": 0.999}) == \
         pytest.approx(1e-3)
+
+
+def test_dump_glued_writes_a_page_without_claims(tmp_path, monkeypatch):
+    """A page with glued numbers but no claims (the paper-scale page) dumps them too."""
+    import json
+
+    from dltheory import notebook
+
+    monkeypatch.setenv("DLTHEORY_GLUE_DIR", str(tmp_path))
+    notebook.glue("dump_test_value", 2.5)
+    notebook.glue_markdown("ledger-dump-test", "a ledger line")
+    notebook.dump_glued("paper_scale")
+    doc = json.loads((tmp_path / "paper_scale.json").read_text())
+    assert doc["chapter"] == "paper_scale"
+    assert doc["values"]["dump_test_value"] == 2.5
+    assert "ledger-dump-test" not in doc["values"]
+    monkeypatch.delenv("DLTHEORY_GLUE_DIR")
+    notebook.dump_glued("other/page")   # without the variable: nothing written
+    assert not (tmp_path / "other__page.json").exists()

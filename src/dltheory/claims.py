@@ -731,25 +731,8 @@ def publish(chapter: str, glued: dict[str, Any] | None = None) -> Ledger:
             theorems.setdefault(r[0].theorem, []).append(r)
     for thm, rs in theorems.items():
         notebook.glue_markdown(f"ledger-{thm}", ledger_line(rs, root))
-    _dump(chapter, notebook.glued())
+    notebook.dump_glued(chapter)
     return results
-
-
-def _dump(chapter: str, values: dict[str, Any]) -> None:
-    """With ``DLTHEORY_GLUE_DIR`` set, write the chapter's glued values there as JSON, for
-    the drift guard (``tools/check_numbers.py --dumps``) where myst-nb does not run."""
-    import json
-    import os
-
-    folder = os.environ.get("DLTHEORY_GLUE_DIR")
-    if not folder:
-        return
-    path = pathlib.Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    plain = {k: v for k, v in values.items()
-             if not k.startswith("ledger-") and isinstance(v, (int, float, str, bool))}
-    (path / f"{chapter.replace('/', '__')}.json").write_text(
-        json.dumps({"chapter": chapter, "values": plain}, indent=1))
 
 
 def _status(v: float | None, ok: bool | None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["glue", "glue_markdown", "glued", "elapsed", "start_clock"]
+__all__ = ["glue", "glue_markdown", "glued", "dump_glued", "elapsed", "start_clock"]
 
 _START: float | None = None
 _GLUED: dict[str, Any] = {}
@@ -82,3 +82,28 @@ def glue_markdown(name: str, text: str) -> None:
 def glued() -> dict[str, Any]:
     """Every value glued in this process so far, by name (a copy)."""
     return dict(_GLUED)
+
+
+def dump_glued(chapter: str) -> None:
+    """With ``DLTHEORY_GLUE_DIR`` set, write the values glued so far (numbers and text; not
+    the theorem ledger lines) there as ``<chapter with / as __>.json``, for the drift guard
+    (``tools/check_numbers.py --dumps``) where myst-nb does not run; without it, nothing.
+
+    Args:
+      chapter: the page's key in ``book/numbers.json``, e.g. ``"sharpness/sam"``.
+    """
+    import json
+    import os
+    import pathlib
+
+    if not isinstance(chapter, str) or not chapter:
+        raise ValueError(f"argument `chapter` must be a non-empty string; got {chapter!r}")
+    folder = os.environ.get("DLTHEORY_GLUE_DIR")
+    if not folder:
+        return
+    path = pathlib.Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    plain = {k: v for k, v in _GLUED.items()
+             if not k.startswith("ledger-") and isinstance(v, (int, float, str, bool))}
+    (path / f"{chapter.replace('/', '__')}.json").write_text(
+        json.dumps({"chapter": chapter, "values": plain}, indent=1))
