@@ -772,6 +772,15 @@ def _check_chapter(chapter: Any) -> str:
     return chapter
 
 
+def _check_chapters(chapters: Any) -> list[str]:
+    """A list of chapter keys (all of :data:`CHAPTERS` for ``None``), checked."""
+    if chapters is not None and (isinstance(chapters, (str, bytes))
+                                 or not isinstance(chapters, (list, tuple))):
+        raise TypeError(f"argument `chapters` must be a list of chapter keys or None; got "
+                        f"{chapters!r}")
+    return list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+
+
 def estimate(chapter: str) -> Budget:
     """Compile ``chapter``'s paper-preset programs (without running them) and estimate.
 
@@ -903,11 +912,7 @@ def budget(chapter: str) -> Budget:
 
 def table(chapters: Any = None) -> str:
     """A Markdown table of the committed estimates: one row per chapter."""
-    if chapters is not None and (isinstance(chapters, (str, bytes))
-                                 or not isinstance(chapters, (list, tuple))):
-        raise TypeError(f"argument `chapters` must be a list of chapter keys or None; got "
-                        f"{chapters!r}")
-    keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    keys = _check_chapters(chapters)
     all_ = budgets()
     rows = ["| chapter | GFLOP | peak memory | T4 | H200 |", "|:--|--:|--:|--:|--:|"]
     for k in keys:
@@ -985,11 +990,7 @@ def measure_all(chapters: list[str] | None = None, *, full: bool = False,
     """
     from dltheory import validation as V
 
-    if chapters is not None and (isinstance(chapters, (str, bytes))
-                                 or not isinstance(chapters, (list, tuple))):
-        raise TypeError(f"argument `chapters` must be a list of chapter keys or None; got "
-                        f"{chapters!r}")
-    keys = list(CHAPTERS) if chapters is None else [_check_chapter(c) for c in chapters]
+    keys = _check_chapters(chapters)
     V.check_callable("log", log)
     if after is not None:
         V.check_callable("after", after)
