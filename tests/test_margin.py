@@ -595,3 +595,29 @@ def test_logit_gap_with_all_logits_negative_and_one_dimension_refused():
     assert M.smoothed_gap_bound(5, np.array([]), 2, np.array([])).shape == (0,)
     with pytest.raises(ValueError, match="`d`"):
         M.symmetric_separable_data(4, 1)
+
+
+@pytest.mark.parametrize("rank_deficient", [False, True])
+def test_kkt_nnls_through_the_gram_matrix_matches_the_direct_solve(rank_deficient):
+    """For a tall matrix (many parameters, few examples) the non-negative least squares
+    of the KKT residual is solved in the examples' dimension: same minimizer as scipy's
+    direct solve, also when two columns coincide (a singular Gram matrix)."""
+    from scipy.optimize import nnls
+
+    from dltheory.margin.core import _nnls
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2000, 40))
+    if rank_deficient:
+        a[:, 7] = a[:, 3]
+    b = a[:, :20] @ np.abs(rng.standard_normal(20)) - a[:, 20:] @ np.abs(rng.standard_normal(20)) \
+        + 0.5 * rng.standard_normal(2000)
+    direct = nnls(a, b, maxiter=2000)[0]
+    ours = _nnls(a, b)
+    assert (ours >= 0).all()
+    # both at the minimum: the objective agrees; the minimizer too where it is unique
+    assert np.linalg.norm(a @ ours - b) == pytest.approx(np.linalg.norm(a @ direct - b),
+                                                         rel=1e-10)
+    if not rank_deficient:
+        np.testing.assert_allclose(ours, direct, atol=1e-9)
+    assert 0 < (direct > 0).sum() < 40       # some constraints active, some not
