@@ -279,6 +279,8 @@ def test_committed_measurements_read_and_render():
         by_label = {p.label: p for p in budgets[key].programs}
         for r in run.programs:
             assert r.label in by_label and 0 < r.steps <= by_label[r.label].steps, r.label
+            if run.max_steps is None or run.capped not in r.label:  # ran in full
+                assert r.steps == by_label[r.label].steps, r.label
         assert run.full_seconds() >= run.seconds
         assert run.estimated_seconds() > 0
     table = paper.measured_table(list(m.measurements.values()), m.skipped)
@@ -305,6 +307,14 @@ def test_measured_table_rows(monkeypatch):
                    f"12 s ({paper._seconds(model)}) | 4.20 GB (3.00 GB) |")
     assert [c.strip() for c in other.split("|")[1:-1]] == ["other", "stopped after 9 s", "",
                                                            "", "", ""]
+    # the summary's capped programs: only the CIFAR-10 one (the small runs ran in full)
+    summary = paper.measured_summary(paper.Measured("GPU", {"jax": "0"}, "today",
+                                                    {"test/toy": run}, {}))
+    step_model = 1e12 / (67e12 * paper.UTILIZATION) + 1e-5
+    assert summary["ratio_min"] == summary["ratio_max"] == pytest.approx(
+        (10.0 / 800) / step_model)
+    assert summary["slowest"]["label"] == "CIFAR-10 runs"
+    assert summary["capped"] == ["test/toy"] and summary["full"] == []
     with pytest.raises(FileNotFoundError, match="--measure"):
         paper.measured(ROOT / "no-such-file.json")
     with pytest.raises(TypeError, match="path"):

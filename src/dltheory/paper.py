@@ -937,8 +937,8 @@ def show(chapter: str | None = None) -> Any:
 #: run those for a fixed number of epochs (steps for the step-counted ones) and extend
 #: them to the full preset at the measured rate; every other program runs in full.
 MEASURE_CAPS: dict[str, tuple[int, str]] = {
-    "sde/sgd_sde": (2, "CIFAR-10"),
-    "sde/adaptive_sde": (2, "CIFAR-10"),
+    "sde/sgd_sde": (1, "CIFAR-10"),
+    "sde/adaptive_sde": (1, "CIFAR-10"),
     "margin/homogeneous_margin": (200, "CIFAR-10"),
     "normalization/intrinsic_lr": (1000, "CIFAR-10"),
 }
@@ -1134,6 +1134,8 @@ def measured_summary(m: Measured | None = None) -> dict[str, Any]:
       ``step_min``, ``step_max``: the least and greatest seconds per step of the
       programs whose estimate is almost all per-step overhead (their floating-point work
       under a tenth of :data:`STEP_OVERHEAD_S` a step on an H200);
+      ``ratio_min``, ``ratio_max``: the least and greatest ratio of measured to modelled
+      seconds per step over the capped programs;
       ``slowest``: the capped program that ran furthest over the time model (chapter,
       label, measured and modelled seconds per step), with its chapter's ``whole``
       (measured, extended) and ``estimate`` (the model's) seconds;
@@ -1156,16 +1158,19 @@ def measured_summary(m: Measured | None = None) -> dict[str, Any]:
                 and p.flops_per_step / peak32 < 0.1 * STEP_OVERHEAD_S]
     if overhead:
         out["step_min"], out["step_max"] = min(overhead), max(overhead)
-    worst = None
+    worst, ratios = None, []
     for run in runs:
         if run.max_steps is None:
             continue
         for p, r in run._matched(None) or []:
-            if r.steps < p.steps:  # a capped program
+            if r.steps < p.steps and run.capped in p.label:  # a capped program
                 model = dataclasses.replace(p, steps=1).seconds("H200")
                 ratio = (r.seconds / r.steps) / model
+                ratios.append(ratio)
                 if worst is None or ratio > worst[0]:
                     worst = (ratio, run, p, r, model)
+    if ratios:
+        out["ratio_min"], out["ratio_max"] = min(ratios), max(ratios)
     if worst is not None:
         _, run, p, r, model = worst
         out["slowest"] = {"chapter": run.chapter, "label": p.label,
@@ -1188,8 +1193,9 @@ def measured_capped_sentence(m: Measured | None = None) -> str:
     out = []
     for r in m.measurements.values():
         if r.max_steps is not None:
-            what = f"its {r.capped} programs" if r.capped else "every program"
-            out.append(f"In `{r.chapter.split('/')[-1]}`, {what} ran with their step and epoch counts "
+            what = (f"its {r.capped} programs ran with their" if r.capped
+                    else "every program ran with its")
+            out.append(f"In `{r.chapter.split('/')[-1]}`, {what} step and epoch counts "
                        f"capped at {r.max_steps:,}"
                        + ("; its other programs ran in full" if r.capped else "")
                        + f" ({_seconds(r.seconds)} in all).")
