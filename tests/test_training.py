@@ -725,3 +725,42 @@ def test_a_sweep_without_seeds_shares_its_key(digits):
     other = train(ce, small_mlp(jax.random.key(3)), optimizer(optax.sgd, learning_rate=lrs[0]),
                   steps=30, batches=mb, key=8, log_every=10)
     assert not np.allclose(sw["loss"][0], other["loss"], rtol=1e-3)  # the key does matter
+
+
+@pytest.mark.parametrize("steps, log_every, chunk_steps", [
+    (100, 10, None), (100, 10, 50), (100, 10, 110), (90, 3, 21), (7, 1, 7), (7, 1, 1)])
+def test_the_last_record_is_taken_at_the_final_parameters(steps, log_every, chunk_steps):
+    """The record at the last logged step (``steps``) comes from the chunk itself, from the
+    first interval past the end: the chunks always hold one interval more than the run,
+    whatever the chunk boundaries, and that interval takes no step."""
+    n_int, per_chunk, n_chunks = loop._check_sizes(steps, log_every, chunk_steps)
+    assert per_chunk * n_chunks >= n_int + 1 > per_chunk * (n_chunks - 1)
+    h = data.quadratic([0.5, 2.0, 3.0])
+    x0 = jnp.array([1.0, -2.0, 0.5])
+    metric = lambda x, ev: {"sq": jnp.sum(x * x)}
+    lrs = jnp.array([0.05, 0.2])
+    one = train(quad, x0, optimizer(optax.sgd, learning_rate=0.2), steps=steps,
+                batches=h, log_every=log_every, chunk_steps=chunk_steps, metrics=metric)
+    grid = sweep(quad, x0, optimizer(optax.sgd, learning_rate=lrs), steps=steps,
+                 batches=h, log_every=log_every, chunk_steps=chunk_steps, metrics=metric)
+    # gradient descent on a diagonal quadratic: x_k = (1 - lr h)^k x_0, exactly known
+    for res, lr in ((one, 0.2), (grid.member(0), 0.05), (grid.member(1), 0.2)):
+        x = np.asarray(x0, np.float64) * (1 - lr * np.array([0.5, 2.0, 3.0])) ** steps
+        np.testing.assert_allclose(np.asarray(res.params), x, rtol=1e-4, atol=1e-7)
+        assert res.steps[-1] == steps and len(res.steps) == n_int + 1
+        assert res["sq"][-1] == pytest.approx(float(np.sum(x * x)), rel=1e-4, abs=1e-9)
+        assert res["loss"][-1] == pytest.approx(0.5 * float(x @ (np.diag([0.5, 2.0, 3.0]) @ x)),
+                                                rel=1e-4, abs=1e-9)
+
+
+def test_a_run_compiles_one_program_for_its_steps_and_records():
+    """The engine compiles one program per run (its chunk): no second program for the
+    final record."""
+    h = data.quadratic([1.0, 2.0])
+    loss = lambda x, h: 0.25 * x @ (h @ x) + 0.0 * jnp.sum(x)   # a new function: new program
+    opt = optimizer(optax.sgd, learning_rate=0.1)
+    train(loss, jnp.ones(2), opt, steps=20, batches=h, log_every=5)     # eager helpers warm
+    loss2 = lambda x, h: 0.25 * x @ (h @ x) + 0.0 * jnp.sum(x * x)
+    with count_compilations() as compiled:
+        train(loss2, jnp.ones(2), opt, steps=20, batches=h, log_every=5)
+    assert compiled() == 1

@@ -380,8 +380,9 @@ def _capturing(out: list) -> Iterator[None]:
 
     def drive(prog, vmapped, batch_axis, carry, batches, aux, eval_data, keys, steps,
               n_int, per_chunk, n_chunks, progress, desc):
-        chunk_fn, _ = loop._compiled(prog, vmapped, batch_axis)
-        args = (carry, batches, aux, eval_data, keys, jnp.asarray(steps, jnp.int32))
+        chunk_fn = loop._compiled(prog, vmapped, batch_axis)
+        args = (carry, batches, aux, eval_data, keys, jnp.asarray(steps, jnp.int32),
+                jnp.asarray(0, jnp.int32))
         _, rec = _analyse(chunk_fn, args, {}, steps, out)
         if prog.log_every > 1 and jax.tree.leaves(eval_data):
             # The chunk's body is one logging record plus one step, each counted once. The

@@ -104,8 +104,15 @@ def _record(prog: _Program, params, aux, eval_data) -> dict:
     return {str(k): jnp.asarray(v) for k, v in out.items()}
 
 
-def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
-    """Run ``prog.intervals * prog.log_every`` steps; return the carry and the records."""
+def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps, first):
+    """Run ``prog.intervals`` logging intervals of ``prog.log_every`` steps from step
+    ``first``; return the carry and the record taken at the start of each interval.
+
+    An interval that starts at or after ``total_steps`` takes no step: it only records
+    (the run's final record, at its last parameters, is the record of the first such
+    interval). ``first`` and ``total_steps`` are the same for every run of a vmapped
+    sweep, so the branch stays a branch under ``vmap``.
+    """
 
     def one_step(carry, item):
         params, opt_state, step, diverged_at = carry
@@ -121,14 +128,24 @@ def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
         opt_state = _tree_where(keep, new_opt_state, opt_state)
         return (params, opt_state, step + 1, diverged_at), loss
 
-    def interval(carry, items):
+    def steps(carry, items):
+        if prog.log_every == 1:  # no inner loop: a length-1 scan costs a loop per step
+            return one_step(carry, jax.tree.map(lambda a: a[0], items))
+        carry, losses = jax.lax.scan(one_step, carry, items)
+        return carry, losses[0]
+
+    def past_the_end(carry, items):
+        params, opt_state, step, diverged_at = carry
+        batch = data.take_batch(batches, key, jax.tree.map(lambda a: a[0], items))
+        loss = prog.loss(params, aux, batch)
+        return (params, opt_state, step + prog.log_every, diverged_at), loss
+
+    def interval(carry, xs):
+        i, items = xs
         params, _, step, _ = carry
         rec = _record(prog, params, aux, eval_data)
-        if prog.log_every == 1:  # no inner loop: a length-1 scan costs a loop per step
-            carry, loss = one_step(carry, jax.tree.map(lambda a: a[0], items))
-        else:
-            carry, losses = jax.lax.scan(one_step, carry, items)
-            loss = losses[0]
+        start = first + i * prog.log_every
+        carry, loss = jax.lax.cond(start < total_steps, steps, past_the_end, carry, items)
         rec["loss"] = loss
         rec["step"] = step
         return carry, rec
@@ -138,23 +155,15 @@ def _chunk(prog: _Program, carry, batches, aux, eval_data, key, total_steps):
     plan = data.plan_batches(batches, key, carry[2], prog.intervals * prog.log_every)
     plan = jax.tree.map(lambda a: a.reshape(prog.intervals, prog.log_every, *a.shape[1:]),
                         plan)
-    return jax.lax.scan(interval, carry, plan)
-
-
-def _final(prog: _Program, params, batches, aux, eval_data, key, step):
-    rec = _record(prog, params, aux, eval_data)
-    rec["loss"] = prog.loss(params, aux, batches.sample(key, step))
-    return rec
+    return jax.lax.scan(interval, carry, (jnp.arange(prog.intervals, dtype=jnp.int32), plan))
 
 
 @functools.lru_cache(maxsize=128)
 def _compiled(prog: _Program, vmapped: bool, batch_axis: int | None):
     chunk = functools.partial(_chunk, prog)
-    final = functools.partial(_final, prog)
     if vmapped:
-        chunk = jax.vmap(chunk, in_axes=(0, batch_axis, None, None, 0, None))
-        final = jax.vmap(final, in_axes=(0, batch_axis, None, None, 0, None))
-    return jax.jit(chunk), jax.jit(final)
+        chunk = jax.vmap(chunk, in_axes=(0, batch_axis, None, None, 0, None, None))
+    return jax.jit(chunk)
 
 
 # --------------------------------------------------------------------------------------
@@ -231,14 +240,19 @@ def _key(name: str, key: Any) -> jax.Array:
 
 
 def _check_sizes(steps: int, log_every: int, chunk_steps: int | None) -> tuple[int, int, int]:
+    """``(n_int, per_chunk, n_chunks)``: the logging intervals of a run, and how many of
+    them each compiled chunk holds and how many chunks run. The chunks hold at least
+    ``n_int + 1`` intervals: the last record, at the final parameters, is taken by the
+    first interval past the end."""
     steps, log_every = V.check_steps(steps, log_every)
     chunk_steps = DEFAULT_CHUNK_STEPS if chunk_steps is None else V.check_int(
         "chunk_steps", chunk_steps, minimum=1)
     n_int = steps // log_every
-    per_chunk = max(1, min(n_int, chunk_steps // log_every))
+    records = n_int + 1
+    per_chunk = max(1, min(records, chunk_steps // log_every))
     # spread the intervals evenly so the last chunk wastes as little as possible
-    n_chunks = math.ceil(n_int / per_chunk)
-    per_chunk = math.ceil(n_int / n_chunks)
+    n_chunks = math.ceil(records / per_chunk)
+    per_chunk = math.ceil(records / n_chunks)
     return n_int, per_chunk, n_chunks
 
 
@@ -277,40 +291,39 @@ class _Progress:
 
 def _drive(prog, vmapped, batch_axis, carry, batches, aux, eval_data, keys, steps,
            n_int, per_chunk, n_chunks, progress, desc):
-    chunk_fn, final_fn = _compiled(prog, vmapped, batch_axis)
+    chunk_fn = _compiled(prog, vmapped, batch_axis)
     total = jnp.asarray(steps, jnp.int32)
     records = []
     bar = _Progress(steps, progress, desc)
+    per = per_chunk * prog.log_every
     try:
-        for _ in range(n_chunks):
-            carry, rec = chunk_fn(carry, batches, aux, eval_data, keys, total)
+        for c in range(n_chunks):
+            first = jnp.asarray(c * per, jnp.int32)
+            carry, rec = chunk_fn(carry, batches, aux, eval_data, keys, total, first)
             records.append(rec)
             diverged_at = np.asarray(carry[3])
-            bar.update(min(per_chunk * prog.log_every, steps - (len(records) - 1) *
-                           per_chunk * prog.log_every))
+            bar.update(max(0, min(per, steps - c * per)))
             if np.all(diverged_at >= 0):
                 break
-        final = final_fn(carry[0], batches, aux, eval_data, keys, total)
     finally:
         bar.close()
     axis = 1 if vmapped else 0  # the log axis of every record
     rec = {k: np.concatenate([np.asarray(r[k]) for r in records], axis=axis)
            for k in records[0] if k != "step"}
-    # the last chunk may run past `steps`: keep the intervals that belong to the run
-    rec = {k: np.take(v, np.arange(min(n_int, v.shape[axis])), axis=axis)
+    # the chunks may run past the final record: keep the records that belong to the run
+    rec = {k: np.take(v, np.arange(min(n_int + 1, v.shape[axis])), axis=axis)
            for k, v in rec.items()}
     log_steps = np.arange(n_int + 1) * prog.log_every
     diverged_at = np.asarray(carry[3])
     out = {}
     for k, v in rec.items():
         dtype = np.result_type(v, np.float32)
-        fin = np.expand_dims(np.asarray(final[k]), axis).astype(dtype)
-        missing = n_int - v.shape[axis]
+        missing = n_int + 1 - v.shape[axis]
         if missing:  # stopped early because every run diverged
             shape = list(v.shape)
             shape[axis] = missing
             v = np.concatenate([v.astype(dtype), np.full(shape, np.nan, dtype)], axis=axis)
-        full = np.concatenate([v.astype(dtype), fin], axis=axis)
+        full = v.astype(dtype)
         # nothing after a divergence is a measurement: blank it out
         after = (diverged_at[..., None] >= 0) & (log_steps >= diverged_at[..., None])
         after = after.reshape(after.shape + (1,) * (full.ndim - after.ndim))
