@@ -307,9 +307,12 @@ def test_measured_table_rows(monkeypatch):
                    f"12 s ({paper._seconds(model)}) | 4.20 GB (3.00 GB) |")
     assert [c.strip() for c in other.split("|")[1:-1]] == ["other", "stopped after 9 s", "",
                                                            "", "", ""]
-    # the summary's capped programs: only the CIFAR-10 one (the small runs ran in full)
+    # the summary's capped programs: only the CIFAR-10 one; a program outside the capped
+    # label that ran fewer steps than estimated (a stale estimate) is not a capped one
+    short = dataclasses.replace(run, programs=(paper.ProgramRun("small runs", 1000, 9.0, 3.0),
+                                               run.programs[1]))
     summary = paper.measured_summary(paper.Measured("GPU", {"jax": "0"}, "today",
-                                                    {"test/toy": run}, {}))
+                                                    {"test/toy": short}, {}))
     step_model = 1e12 / (67e12 * paper.UTILIZATION) + 1e-5
     assert summary["ratio_min"] == summary["ratio_max"] == pytest.approx(
         (10.0 / 800) / step_model)
