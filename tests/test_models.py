@@ -145,3 +145,83 @@ def test_resnet_frozen_head_is_not_trained():
     assert isinstance(model.head.kernel, models.Frozen)
     with pytest.raises(ValueError, match="stage_sizes"):
         models.ResNet(rngs=nnx.Rngs(0), stage_sizes=())
+
+
+_CONV_CASES = [((2, 8, 8, 3), (3, 3, 3, 4), (1, 1), "SAME"),
+               ((2, 8, 8, 3), (3, 3, 3, 4), (2, 2), "SAME"),
+               ((2, 7, 9, 3), (3, 3, 3, 4), (2, 2), "SAME"),
+               ((2, 8, 8, 3), (1, 1, 3, 4), (2, 2), "SAME"),
+               ((2, 9, 9, 3), (3, 3, 3, 4), (1, 1), "VALID"),
+               ((2, 10, 10, 3), (3, 2, 3, 4), (2, 1), ((2, 0), (1, 1)))]
+
+
+def _lax_conv(x, k, strides, padding):
+    return jax.lax.conv_general_dilated(x, k, strides, padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("xs, ks, strides, padding, dtype",
+                         [(*case, "float32") for case in _CONV_CASES]
+                         + [(*_CONV_CASES[2], "float64")])
+def test_model_convolution_has_jaxs_values_and_gradients(xs, ks, strides, padding, dtype):
+    """The models' convolution (its own gradient on the CPU, see
+    ``models._conv_general_dilated``) against ``lax.conv_general_dilated`` with JAX's
+    gradient: values and both gradients; for the strided cases also inside ``lax.scan``
+    (where its layout matters) and the Hessian-vector product (``jax.jvp`` of
+    ``jax.grad``, as ``dltheory.curvature``)."""
+    from dltheory.compat import enable_x64
+
+    rng = np.random.default_rng(0)
+    with enable_x64(dtype == "float64"):
+        x = jnp.asarray(rng.standard_normal(xs), dtype)
+        k = jnp.asarray(rng.standard_normal(ks), dtype)
+        v = jnp.asarray(rng.standard_normal(ks), dtype)
+
+        def losses(conv):
+            loss = lambda x, k: jnp.sum(jnp.tanh(conv(x, k, strides, padding)) ** 2)
+            grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, k)
+            if strides != (2, 2) or padding != "SAME":
+                return (conv(x, k, strides, padding), *grads)
+            scanned = jax.jit(lambda k: jax.lax.scan(
+                lambda c, _: (c - 0.1 * jax.grad(loss, argnums=1)(x, c), None), k, None,
+                length=3)[0])(k)
+            hvp = jax.jit(lambda k: jax.jvp(lambda k: jax.grad(loss, argnums=1)(x, k),
+                                            (k,), (v,))[1])(k)
+            return (conv(x, k, strides, padding), *grads, scanned, hvp)
+
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        ours_conv = lambda x, k, s, p: models._conv_general_dilated(
+            x, k, s, p, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        for ours, ref in zip(losses(ours_conv), losses(_lax_conv)):
+            assert ours.shape == ref.shape and ours.dtype == ref.dtype
+            np.testing.assert_allclose(ours, ref, rtol=tol, atol=tol)
+
+
+def test_model_convolution_passes_other_convolutions_to_lax():
+    """Grouped and dilated convolutions and other layouts are lax's own."""
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
+    cases = [(dict(feature_group_count=2), (3, 3, 2, 4)), (dict(rhs_dilation=(2, 2)), (3, 3, 4, 4))]
+    for kwargs, ks in cases:
+        k = jnp.asarray(rng.standard_normal(ks), jnp.float32)
+        f = lambda conv: jax.grad(lambda k: jnp.sum(conv(
+            x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **kwargs) ** 2))(k)
+        np.testing.assert_array_equal(f(models._conv_general_dilated),
+                                      f(jax.lax.conv_general_dilated))
+    xc = jnp.transpose(x, (0, 3, 1, 2))
+    k = jnp.asarray(rng.standard_normal((4, 4, 3, 3)), jnp.float32)
+    np.testing.assert_array_equal(
+        models._conv_general_dilated(xc, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+        jax.lax.conv_general_dilated(xc, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")))
+
+
+def test_convnet_and_resnet_use_the_model_convolution():
+    convs = [m for model in (models.ConvNet(rngs=nnx.Rngs(0)),
+                             models.ResNet(rngs=nnx.Rngs(0), stage_sizes=(1, 1), width=4))
+             for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Conv)]
+    assert len(convs) == 2 + 6
+    assert all(c.conv_general_dilated is models._conv_general_dilated for c in convs)
+    # and nnx.Conv's arguments take its own gradient (the custom rule), not the fallback
+    model = models.ConvNet(rngs=nnx.Rngs(0))
+    jaxpr = str(jax.make_jaxpr(model)(jnp.zeros((1, 8, 8, 3))))
+    assert jaxpr.count("custom_vjp_call") == 2, jaxpr
