@@ -663,7 +663,7 @@ def _quad_loss_for_np_scalar(x, batch=None):
     return 0.5 * jnp.sum(x ** 2)
 
 
-@pytest.mark.parametrize("log_every,chunk_steps", [(1, None), (4, 8)])
+@pytest.mark.parametrize("log_every,chunk_steps", [(1, None), (4, 8), (3, 24)])
 def test_minibatch_run_equals_a_plain_loop_over_sample(log_every, chunk_steps):
     """The engine takes each chunk's batches from a plan (one permutation per epoch); the
     run must be the plain loop that asks ``Minibatches.sample`` for every step's batch."""
@@ -685,6 +685,12 @@ def test_minibatch_run_equals_a_plain_loop_over_sample(log_every, chunk_steps):
         w = w - lr * jax.grad(lsq)(w, batch)
     np.testing.assert_allclose(res["loss"][:-1], losses, rtol=1e-5)
     np.testing.assert_allclose(res.params, w, rtol=1e-5, atol=1e-6)
+    # the final record (the interval past the end, which takes no step): the loss of the
+    # final parameters on the batch the next step would take
+    final = float(lsq(w, mb.sample(k_, jnp.asarray(steps))))
+    assert res["loss"][-1] == pytest.approx(final, rel=1e-5)
+    assert final != pytest.approx(float(lsq(w, mb.sample(k_, jnp.asarray(steps - 1)))),
+                                  rel=1e-3)
 
 
 # ----------------------------------------------- branches a single-chunk test never runs
