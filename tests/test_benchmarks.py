@@ -26,6 +26,8 @@ def test_every_script_is_run_by_make_bench():
     assert sorted(run_all.SCRIPTS) == sorted(p.stem for p in SCRIPTS)
 
 
+@pytest.mark.slow  # development tools of the lock file's environment (make bench), not
+# of the readers' environments: the Colab and minimum-versions jobs leave them out
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
 def test_benchmark_script_runs(script):
     proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True,
