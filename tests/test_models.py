@@ -167,8 +167,8 @@ def test_model_convolution_has_jaxs_values_and_gradients(xs, ks, strides, paddin
     """The models' convolution (its own gradient on the CPU, see
     ``models._conv_general_dilated``) against ``lax.conv_general_dilated`` with JAX's
     gradient: values and both gradients; for the strided cases also inside ``lax.scan``
-    (where its layout matters) and the Hessian-vector product (``jax.jvp`` of
-    ``jax.grad``, as ``dltheory.curvature``)."""
+    (where its layout matters), under ``vmap`` and the Hessian-vector product (``jax.jvp``
+    of ``jax.grad``, as ``dltheory.curvature``)."""
     from dltheory.compat import enable_x64
 
     rng = np.random.default_rng(0)
@@ -187,7 +187,9 @@ def test_model_convolution_has_jaxs_values_and_gradients(xs, ks, strides, paddin
                 length=3)[0])(k)
             hvp = jax.jit(lambda k: jax.jvp(lambda k: jax.grad(loss, argnums=1)(x, k),
                                             (k,), (v,))[1])(k)
-            return (conv(x, k, strides, padding), *grads, scanned, hvp)
+            swept = jax.jit(jax.vmap(jax.grad(loss, argnums=1), in_axes=(None, 0)))(
+                x, jnp.stack([k, v]))   # a sweep's members, as the engine vmaps them
+            return (conv(x, k, strides, padding), *grads, scanned, hvp, swept)
 
         tol = 1e-5 if dtype == "float32" else 1e-12
         ours_conv = lambda x, k, s, p: models._conv_general_dilated(

@@ -402,7 +402,9 @@ def test_every_chapter_runs_at_paper_scale(tmp_path):
     and progress bars are off (``DLTHEORY_STATIC_TWINS=0``, ``DLTHEORY_PROGRESS=0``).
 
     Code cells tagged ``gpu-only`` (the ResNet-32 CIFAR-10 runs of Parts I and IV: one
-    capped run, four steps of two seeds at a cap of two, took 530 s on two CPU cores) are
+    capped run, four steps of two seeds at a cap of two, took 530 s on two CPU cores; with
+    the models' CPU convolution gradient, the SGD chapter with them had not finished after
+    10 minutes at this test's cap) are
     left out unless ``DLTHEORY_PAPER_GPU_CELLS=1``;
     :func:`test_gpu_only_cells_are_the_resnet_32_runs` keeps that list short.
     """
