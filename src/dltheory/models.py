@@ -65,7 +65,7 @@ def _conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
 
     The gradient JAX derives for the kernel is a convolution whose batch and feature
     dimensions are swapped. Inside a loop (``lax.scan``, as every training run here is)
-    XLA's CPU backend computes that convolution 15 to 30 times slower than the same one
+    XLA's CPU backend computes that convolution 10 to 30 times slower than the same one
     at the top level of a program; the layout below runs at the top-level speed on the
     CPU, with bit-identical results. Other backends take JAX's own gradient. Grouped or
     dilated convolutions, other layouts and extra arguments go to
