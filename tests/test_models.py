@@ -227,3 +227,24 @@ def test_convnet_and_resnet_use_the_model_convolution():
     model = models.ConvNet(rngs=nnx.Rngs(0))
     jaxpr = str(jax.make_jaxpr(model)(jnp.zeros((1, 8, 8, 3))))
     assert jaxpr.count("custom_vjp_call") == 2, jaxpr
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the layout is the CPU's branch")
+def test_on_the_cpu_every_convolution_of_the_gradient_is_nhwc():
+    """The CPU takes the models' own gradient (``lax.platform_dependent``): every
+    convolution in the lowered gradient is ``NHWC``/``HWIO``, where JAX's own gradient has
+    the kernel's with batch and features swapped (the form XLA's CPU backend runs slowly
+    inside loops)."""
+    import re
+
+    x, k = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+
+    def layouts(conv):
+        loss = lambda x, k: jnp.sum(conv(x, k, (2, 2), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2)
+        text = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, k).as_text()
+        return set(re.findall(r"dim_numbers = (\[[^\]]*\]x\[[^\]]*\]->\[[^\]]*\])", text))
+
+    canonical = {"[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]"}
+    assert layouts(models._conv_general_dilated) == canonical
+    assert layouts(jax.lax.conv_general_dilated) - canonical   # what it replaces
