@@ -200,16 +200,25 @@ def test_model_convolution_has_jaxs_values_and_gradients(xs, ks, strides, paddin
 
 
 def test_model_convolution_passes_other_convolutions_to_lax():
-    """Grouped and dilated convolutions and other layouts are lax's own."""
+    """Grouped and dilated convolutions, other layouts and lax's extra arguments are
+    lax's own."""
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
-    cases = [(dict(feature_group_count=2), (3, 3, 2, 4)), (dict(rhs_dilation=(2, 2)), (3, 3, 4, 4))]
-    for kwargs, ks in cases:
+    cases = [(dict(feature_group_count=2), (3, 3, 2, 4), "SAME"),
+             (dict(rhs_dilation=(2, 2)), (3, 3, 4, 4), "SAME"),
+             (dict(lhs_dilation=(2, 2)), (3, 3, 4, 4), ((1, 1), (1, 1)))]
+    for kwargs, ks, padding in cases:
         k = jnp.asarray(rng.standard_normal(ks), jnp.float32)
         f = lambda conv: jax.grad(lambda k: jnp.sum(conv(
-            x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **kwargs) ** 2))(k)
+            x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), **kwargs) ** 2))(k)
         np.testing.assert_array_equal(f(models._conv_general_dilated),
                                       f(jax.lax.conv_general_dilated))
+    # an extra argument of lax's (here the output type) is passed on, not dropped
+    k = jnp.asarray(rng.standard_normal((3, 3, 4, 4)), jnp.float16)
+    out = models._conv_general_dilated(x.astype(jnp.float16), k, (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       preferred_element_type=jnp.float32)
+    assert out.dtype == jnp.float32
     xc = jnp.transpose(x, (0, 3, 1, 2))
     k = jnp.asarray(rng.standard_normal((4, 4, 3, 3)), jnp.float32)
     np.testing.assert_array_equal(
