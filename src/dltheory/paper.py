@@ -63,6 +63,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from dltheory._jit import XLA_DEFAULT_OPTIONS
+
 __all__ = ["GPU", "GPUS", "UTILIZATION", "STEP_OVERHEAD_S", "MEMORY_LIMIT_BYTES",
            "BUDGETS_FILE", "CHAPTERS", "ProgramBudget", "Budget", "ProgramRun",
            "Measurement", "MEASURE_CAPS", "estimate", "measure", "measure_all",
@@ -355,7 +357,9 @@ def _analyse(fn: Callable, args: tuple, kwargs: dict, steps: int, out: list,
     """Compile ``fn`` at ``args`` (no run), record it, return ``fill`` in its output
     shapes."""
     lowered = fn.lower(*args, **kwargs)
-    flops, peak = _cost(lowered.compile())
+    # XLA's default compilation, as on a GPU (not the package's CPU options): the CPU
+    # backend's cost analysis counts a program's loops differently at another LLVM level
+    flops, peak = _cost(lowered.compile(dict(XLA_DEFAULT_OPTIONS)))
     out.append(_Captured(flops, peak, int(steps), _dtype(args), name))
     shapes = jax.eval_shape(functools.partial(fn, **kwargs), *args)
     return jax.tree.map(lambda s: np.full(s.shape, fill, s.dtype), shapes)

@@ -28,6 +28,7 @@ import numpy as np
 from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.lowrank.problems import LowRankProblem
+from dltheory._jit import jit
 
 __all__ = ["FlowResult", "end_to_end", "gradient_flow", "init_noise"]
 
@@ -110,7 +111,7 @@ def _apply(kind: str, data: Any, e: Any) -> Any:
     return (data @ e.reshape(-1)).reshape(e.shape)
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "shapes", "symmetric", "n_log",
+@functools.partial(jit, static_argnames=("kind", "shapes", "symmetric", "n_log",
                                              "log_every", "keep"))
 def _run(data, target, refs, alphas, noise, lrs, *, kind, shapes, symmetric, n_log,
          log_every, keep):

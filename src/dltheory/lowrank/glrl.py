@@ -26,6 +26,7 @@ from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.lowrank.flow import FlowResult, _apply, _check_problem
 from dltheory.lowrank.problems import LowRankProblem
+from dltheory._jit import jit
 
 __all__ = ["GLRLResult", "distance_to_glrl", "glrl"]
 
@@ -57,7 +58,7 @@ class GLRLResult:
         return len(self.iterates)
 
 
-@functools.partial(jax.jit, static_argnames=("kind",))
+@functools.partial(jit, static_argnames=("kind",))
 def _phase(data, target, u0, lr, max_steps, grad_tol, *, kind):
     def loss_fn(u):
         e = u @ u.T - target

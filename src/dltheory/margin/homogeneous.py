@@ -24,6 +24,7 @@ from flax import nnx
 from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.config import Preset, log_interval
+from dltheory._jit import jit
 from dltheory.margin.core import kkt_residual, smoothed_gap_bound
 from dltheory.margin.train import (
     MarginRun,
@@ -130,7 +131,7 @@ def mlp_apply(params: list, x: jax.Array) -> jax.Array:
     return (h @ params[-1])[:, 0]
 
 
-@jax.jit
+@jit
 def _robust(params, x, y):
     norm = jnp.sqrt(sum(jnp.sum(w * w) for w in params))
     p = [w / norm for w in params]

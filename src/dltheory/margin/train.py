@@ -34,6 +34,7 @@ import numpy as np
 from dltheory.compat import enable_x64
 from dltheory import validation as V
 from dltheory.margin.core import LOSSES, log_loss
+from dltheory._jit import jit
 
 __all__ = [
     "MarginRun",
@@ -270,7 +271,7 @@ def _program(apply: Callable, margins: Callable, loss: str, order: int, n_int: i
 
     if vmapped:
         run = jax.vmap(run, in_axes=(0, data_axis, data_axis, 0))
-    return jax.jit(run)
+    return jit(run)
 
 
 def _to64(tree):

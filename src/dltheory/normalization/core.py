@@ -29,6 +29,7 @@ from flax import nnx
 from dltheory.compat import ModuleList, x64_enabled
 from dltheory import validation as V
 from dltheory.models import NORMALIZATIONS, Frozen, normalize
+from dltheory._jit import jit
 
 __all__ = [
     "EquilibriumPrediction",
@@ -287,7 +288,7 @@ def check_scale_invariance(loss_fn: Callable[[nnx.Module, Any], jax.Array], mode
     if n == 0:
         raise ValueError("argument `model` has no trainable (nnx.Param) weights")
 
-    @jax.jit
+    @jit
     def losses(factors):  # (n_trials, n) -> (n_trials,): one compiled call for all trials
         def one(f):
             p = jax.tree.unflatten(treedef, [w * f[i].astype(w.dtype)

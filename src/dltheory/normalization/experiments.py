@@ -38,6 +38,7 @@ from dltheory.normalization.core import (
     sgd_wd,
 )
 from dltheory.training import optimizer, sweep, train
+from dltheory._jit import jit
 
 __all__ = [
     "Config",
@@ -225,7 +226,7 @@ def gradient_scaling(scales: Sequence[float] = tuple(np.geomspace(0.1, 100, 13))
         model = scale_invariant_mlp((64, width, width, 10), seed=seed, dtype=jnp.float64)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
-        @jax.jit
+        @jit
         def at(c):
             p = jax.tree.map(lambda w: c * w, params)
             loss, g = jax.value_and_grad(lambda q: xent(nnx.merge(graphdef, q, rest), batch))(p)

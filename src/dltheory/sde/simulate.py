@@ -41,6 +41,7 @@ import numpy as np
 
 from dltheory import validation as V
 from dltheory.sde import _checks as C
+from dltheory._jit import jit
 
 __all__ = ["SDEPaths", "sde_simulate", "sgd_sde", "rmsprop_sde", "adam_sde"]
 
@@ -82,7 +83,7 @@ def _integrator(drift: Callable, diffusion: Callable, log_every: int, n_log: int
         _, xs = jax.lax.scan(interval, (x0, t0, key), None, length=n_log - 1)
         return jnp.concatenate([x0[None], xs], 0)
 
-    return jax.jit(jax.vmap(path, in_axes=(None, 0, None, None)))
+    return jit(jax.vmap(path, in_axes=(None, 0, None, None)))
 
 
 def sde_simulate(drift: Callable[[jax.Array, jax.Array, Any], jax.Array],

@@ -50,6 +50,7 @@ import optax
 from dltheory import validation as V
 from dltheory.config import Preset, log_interval
 from dltheory.training import optimizer, sweep, train
+from dltheory._jit import jit
 
 __all__ = [
     "LabelNoise", "LabelNoiseSizes", "SparseProblem", "FlowResult", "ToyResult",
@@ -472,7 +473,7 @@ class FlowResult:
     w: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("num", "newton"))
+@functools.partial(jit, static_argnames=("num", "newton"))
 def _flow(theta, x, y, ds, *, num: int, newton: int = 3):
     d = x.shape[1]
 

@@ -42,6 +42,7 @@ from jax.flatten_util import ravel_pytree
 from dltheory import curvature, data, models, training
 from dltheory import validation as V
 from dltheory.config import Preset
+from dltheory._jit import jit
 
 __all__ = [
     "sam", "sam_optimizer", "PairedExamples", "SAMRun", "run_sam",
@@ -649,7 +650,7 @@ def example_curvatures(model: nnx.Module, batch: dict) -> np.ndarray:
         g = jax.grad(lambda q: nnx.merge(graphdef, q, aux)(x[None])[0, 0])(p)
         return sum(jnp.sum(a ** 2) for a in jax.tree.leaves(g))
 
-    return np.asarray(jax.jit(jax.vmap(sq))(batch["x"]))
+    return np.asarray(jit(jax.vmap(sq))(batch["x"]))
 
 
 def _flat_params(model, _):
@@ -670,7 +671,7 @@ def _curvature_fn(model: nnx.Module, iters: int, probes: int) -> Callable:
         tr = curvature.hessian_trace(fn, q, batch, probes=probes, key=3)
         return lam, tr.estimate, tr.stderr
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    return jit(jax.vmap(one, in_axes=(0, None)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ import optax
 from flax import nnx
 
 from dltheory import data
+from dltheory._jit import jit
 from dltheory import validation as V
 
 #: A run shows a progress bar (``progress=None``) once it has taken this many seconds.
@@ -163,7 +164,7 @@ def _compiled(prog: _Program, vmapped: bool, batch_axis: int | None):
     chunk = functools.partial(_chunk, prog)
     if vmapped:
         chunk = jax.vmap(chunk, in_axes=(0, batch_axis, None, None, 0, None, None))
-    return jax.jit(chunk)
+    return jit(chunk)
 
 
 # --------------------------------------------------------------------------------------

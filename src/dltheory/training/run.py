@@ -18,6 +18,7 @@ from dltheory import validation as V
 from dltheory.data import FullBatch, is_batch_source
 from dltheory.training.loop import (DivergenceWarning, _check_sizes, _drive, _key, _Program,
                                     _split, _wrap)
+from dltheory._jit import jit
 from dltheory.training.optim import OptimizerSpec, _as_spec_parts
 from dltheory.training.results import RunResult, SweepResult
 
@@ -109,7 +110,7 @@ def _check_params(name: str, params: Any) -> None:
                             f"nnx module); it holds {leaf!r}")
 
 
-_keys_from_seeds = jax.jit(jax.vmap(jax.random.key))
+_keys_from_seeds = jit(jax.vmap(jax.random.key))
 
 
 @functools.lru_cache(maxsize=128)
@@ -124,13 +125,13 @@ def _grid_init(init: Callable | None, init_opt: Callable) -> Callable:
     """Compiled initialization of a grid: parameters per key (if ``init``) and optimizer
     states per member. Cached on the functions, so a repeated sweep does not re-trace."""
     if init is None:
-        return jax.jit(jax.vmap(init_opt))
+        return jit(jax.vmap(init_opt))
 
     def make(keys, hp):
         params = jax.vmap(lambda k: _split(init(k))[1])(keys)
         return params, jax.vmap(init_opt)(params, hp)
 
-    return jax.jit(make)
+    return jit(make)
 
 
 def _grid_size(seeds, spec_size, batches, batch_axis) -> int:
