@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dltheory import claims, models
+from dltheory.compat import enable_x64
 
 
 def scaled(model, c):
@@ -257,3 +258,47 @@ def test_on_the_cpu_every_convolution_of_the_gradient_is_nhwc():
     canonical = {"[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]"}
     assert layouts(models._conv_general_dilated) == canonical
     assert layouts(jax.lax.conv_general_dilated) - canonical   # what it replaces
+
+
+# --------------------------------------------------------------------------------------
+# Initializers: flax's numbers, with the draws compiled by the package's jit
+# --------------------------------------------------------------------------------------
+
+
+def test_variance_scaling_draws_flaxs_weights_bit_for_bit():
+    from dltheory.compat import variance_scaling
+
+    key = jax.random.key(7)
+    shapes = [(64, 32), (3, 3, 16, 32), (5, 1, 7)]
+    for scale, mode in [(1.0, "fan_in"), (2.0, "fan_in"), (2.0 * 0.3 ** 2, "fan_in"),
+                        (0.09, "fan_out"), (2.0, "fan_avg")]:
+        ours = variance_scaling(scale, mode, "normal")
+        theirs = nnx.initializers.variance_scaling(scale, mode, "normal")
+        assert variance_scaling(scale, mode, "normal") is ours   # one object: equal graphdefs
+        for shape in shapes:
+            a, b = ours(key, shape, jnp.float32), theirs(key, shape, jnp.float32)
+            assert a.dtype == b.dtype and a.shape == b.shape == shape
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ours = variance_scaling(2.0, "fan_in", "normal")
+    theirs = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
+    keys = jax.random.split(key, 3)   # inside a vmapped, jitted program
+    a = jax.jit(jax.vmap(lambda k: ours(k, (3, 3, 16, 32), jnp.float32)))(keys)
+    b = jax.jit(jax.vmap(lambda k: theirs(k, (3, 3, 16, 32), jnp.float32)))(keys)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with enable_x64():
+        a, b = ours(key, (6, 4), jnp.float64), theirs(key, (6, 4), jnp.float64)
+        assert a.dtype == jnp.float64
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_random_normal_is_jaxs():
+    from dltheory._jit import random_normal
+
+    key = jax.random.key(3)
+    for shape, dtype in [((4, 5), jnp.float32), ((7,), jnp.float32), ((2, 3, 4), jnp.bfloat16)]:
+        a, b = random_normal(key, shape, dtype), jax.random.normal(key, shape, dtype)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(lambda k: random_normal(k, (3, 3)))(key)),
+        np.asarray(jax.random.normal(key, (3, 3))))

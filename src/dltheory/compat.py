@@ -15,7 +15,9 @@ instead of reaching for an API that moved between those versions.
   per set of arguments. Flax 0.11 keeps a layer's initializer in the model's static
   graph definition, so a fresh (unequal) initializer per model made every new model a
   new program for ``jit``: a recompilation per model, per seed of a sweep, per widget
-  setting. Reusing the same object keeps equal models' graph definitions equal.
+  setting. Reusing the same object keeps equal models' graph definitions equal. Its
+  ``"normal"`` initializer draws through :func:`dltheory._jit.random_normal`: flax's
+  weights bit for bit, compiled faster when a model is built outside ``jit``.
 """
 
 from __future__ import annotations
@@ -100,4 +102,31 @@ def variance_scaling(scale: float, mode: str = "fan_in",
     V.check_positive("scale", scale)
     V.check_choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
     V.check_choice("distribution", distribution, ("normal", "truncated_normal", "uniform"))
-    return nnx.initializers.variance_scaling(float(scale), mode, distribution)
+    init = nnx.initializers.variance_scaling(float(scale), mode, distribution)
+    return _ScaledNormal(float(scale), mode, init) if distribution == "normal" else init
+
+
+class _ScaledNormal:
+    """flax's ``variance_scaling(scale, mode, "normal")``, the same weights bit for bit, with
+    the normal draw made by :func:`dltheory._jit.random_normal` (a model built eagerly
+    compiles its draws about three times faster on the CPU)."""
+
+    def __init__(self, scale: float, mode: str, flax_init: Callable):
+        self.scale, self.mode, self._flax = scale, mode, flax_init
+
+    def __call__(self, key, shape, dtype=None, **kwargs):
+        if kwargs or dtype is None or len(shape) < 2:
+            return self._flax(key, shape, *(() if dtype is None else (dtype,)), **kwargs)
+        import math
+
+        import jax.numpy as jnp
+
+        from dltheory._jit import random_normal
+
+        shape = tuple(int(n) for n in shape)
+        field = math.prod(shape) / shape[-2] / shape[-1]      # a kernel's receptive field
+        fan_in, fan_out = shape[-2] * field, shape[-1] * field
+        denominator = {"fan_in": fan_in, "fan_out": fan_out,
+                       "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = jnp.array(self.scale / denominator, dtype=dtype)
+        return random_normal(key, shape, dtype) * jnp.sqrt(variance)

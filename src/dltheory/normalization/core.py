@@ -29,7 +29,7 @@ from flax import nnx
 from dltheory.compat import ModuleList, x64_enabled
 from dltheory import validation as V
 from dltheory.models import NORMALIZATIONS, Frozen, normalize
-from dltheory._jit import jit
+from dltheory._jit import jit, random_normal
 
 __all__ = [
     "EquilibriumPrediction",
@@ -83,11 +83,11 @@ class ScaleInvariantMLP(nnx.Module):
         self.norm_eps = float(norm_eps)
         kernels = []
         for a, b in zip(self.sizes[:-2], self.sizes[1:-1]):
-            w = jax.random.normal(rngs.params(), (a, b), dtype) * (init_scale / math.sqrt(a))
+            w = random_normal(rngs.params(), (a, b), dtype) * (init_scale / math.sqrt(a))
             kernels.append(nnx.Param(w))
         self.kernels = ModuleList(kernels)
         a, b = self.sizes[-2], self.sizes[-1]
-        self.head = Fixed(jax.random.normal(rngs.params(), (a, b), dtype)
+        self.head = Fixed(random_normal(rngs.params(), (a, b), dtype)
                           * (head_scale / math.sqrt(a)))
 
     def features(self, x: jax.Array) -> jax.Array:
