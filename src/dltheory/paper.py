@@ -357,8 +357,8 @@ def _analyse(fn: Callable, args: tuple, kwargs: dict, steps: int, out: list,
     """Compile ``fn`` at ``args`` (no run), record it, return ``fill`` in its output
     shapes."""
     lowered = fn.lower(*args, **kwargs)
-    # XLA's default compilation, as on a GPU (not the package's CPU options): the CPU
-    # backend's cost analysis counts a program's loops differently at another LLVM level
+    # the estimates describe XLA's default compilation, a GPU's, not the package's CPU
+    # options (dltheory._jit), whatever the backend that makes them
     flops, peak = _cost(lowered.compile(dict(XLA_DEFAULT_OPTIONS)))
     out.append(_Captured(flops, peak, int(steps), _dtype(args), name))
     shapes = jax.eval_shape(functools.partial(fn, **kwargs), *args)
