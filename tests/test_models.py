@@ -302,3 +302,33 @@ def test_random_normal_is_jaxs():
     np.testing.assert_array_equal(
         np.asarray(jax.jit(lambda k: random_normal(k, (3, 3)))(key)),
         np.asarray(jax.random.normal(key, (3, 3))))
+    for x64 in (False, True):   # jax's default dtype: float32, or float64 with x64 on
+        with enable_x64(x64):
+            a, b = random_normal(key, (2, 2)), jax.random.normal(key, (2, 2))
+            assert a.dtype == b.dtype == (jnp.float64 if x64 else jnp.float32)
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_model_weights_are_drawn_through_the_package_jit(monkeypatch):
+    """The models' normal initializers and ScaleInvariantMLP draw through
+    ``dltheory._jit.random_normal`` (compiled with the package's options when a model is
+    built eagerly), one draw per weight matrix."""
+    from dltheory import _jit
+    from dltheory.normalization import ScaleInvariantMLP
+
+    shapes = []
+    real = _jit._normal
+
+    def spy(key, shape, dtype):
+        shapes.append(shape)
+        return real(key, shape, dtype)
+
+    monkeypatch.setattr(_jit, "_normal", spy)
+    models.MLP((6, 5, 3), rngs=nnx.Rngs(0))
+    assert shapes == [(6, 5), (5, 3)]
+    shapes.clear()
+    models.ConvNet(channels=(4,), rngs=nnx.Rngs(0))
+    assert (3, 3, 3, 4) in shapes
+    shapes.clear()
+    ScaleInvariantMLP((6, 5, 5, 3), rngs=nnx.Rngs(0))
+    assert shapes == [(6, 5), (5, 5), (5, 3)]

@@ -893,3 +893,20 @@ def test_package_jit_inside_other_traced_functions():
                                2.0 * np.cos(np.asarray(x)), rtol=1e-6)
     with pytest.raises(ValueError, match="boom"):   # its own errors are not swallowed
         _jit.jit(lambda y: (_ for _ in ()).throw(ValueError("boom")))(x)
+
+
+def test_every_compiled_program_of_the_package_goes_through_its_jit():
+    """No module but ``dltheory._jit`` calls ``jax.jit`` (or ``nnx.jit``): a new program
+    written with ``jax.jit`` would compile without the package's CPU options."""
+    import pathlib
+    import re
+
+    import dltheory
+
+    root = pathlib.Path(dltheory.__file__).parent
+    found = [f"{path.relative_to(root)}:{i}: {line.strip()}"
+             for path in sorted(root.rglob("*.py")) if path.name != "_jit.py"
+             for i, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\b(jax|nnx)\.jit\b", line.split("#")[0])
+             and not line.lstrip().startswith(("#", '"', "'"))]
+    assert not found, found

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 __all__ = ["jit", "random_normal", "CPU_COMPILER_OPTIONS", "XLA_DEFAULT_OPTIONS"]
 
@@ -86,11 +85,12 @@ def _normal(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
     return jax.random.normal(key, shape, dtype)
 
 
-def random_normal(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-    """``jax.random.normal(key, shape, dtype)``, the same numbers bit for bit.
+def random_normal(key: jax.Array, shape: tuple[int, ...], dtype: Any = float) -> jax.Array:
+    """``jax.random.normal(key, shape, dtype)``, the same numbers bit for bit (``dtype`` as
+    jax takes it: the default ``float`` is float32, or float64 with 64-bit floats on).
 
     Called eagerly (a model built outside ``jit``), jax compiles one program per shape;
-    this one is compiled with the package's options, about three times faster on the CPU.
+    this one is compiled with the package's options, 2 to 4 times faster on the CPU.
     The models' initializers draw through it.
     """
-    return _normal(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+    return _normal(key, tuple(int(n) for n in shape), dtype)

@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
+
+from dltheory._jit import random_normal
 
 __all__ = ["enable_x64", "x64_enabled", "ModuleList", "variance_scaling", "JAX_VERSION"]
 
@@ -117,12 +121,6 @@ class _ScaledNormal:
     def __call__(self, key, shape, dtype=None, **kwargs):
         if kwargs or dtype is None or len(shape) < 2:
             return self._flax(key, shape, *(() if dtype is None else (dtype,)), **kwargs)
-        import math
-
-        import jax.numpy as jnp
-
-        from dltheory._jit import random_normal
-
         shape = tuple(int(n) for n in shape)
         field = math.prod(shape) / shape[-2] / shape[-1]      # a kernel's receptive field
         fan_in, fan_out = shape[-2] * field, shape[-1] * field
